@@ -1,0 +1,1 @@
+"""cronstack engine: loading, compiling, scheduling and running function stacks."""

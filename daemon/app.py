@@ -1,0 +1,147 @@
+"""Loads a whole configuration: parse, open resources, compile every task — all issues together."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from daemon.cache import Cache, create_cache
+from daemon.compiler import CompiledTask, compile_tasks
+from daemon.config import Config, load_config
+from daemon.context import Resources
+from daemon.datasources import DataSource, create_datasource
+from daemon.durations import parse_duration
+from daemon.errors import ConfigError, Issue
+from daemon.httpclient import HttpClient
+from steps import build_registry
+
+
+@dataclass(slots=True)
+class Loaded:
+    """A compiled configuration and the resources its tasks run against."""
+
+    config: Config
+    tasks: list[CompiledTask]
+    issues: list[Issue]
+    resources: Resources
+    unreachable: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "warning"]
+
+    def task(self, name: str) -> CompiledTask | None:
+        return next((t for t in self.tasks if t.name == name), None)
+
+
+def _datasource_for(config: Config, name: str) -> DataSource:
+    spec = config.spec.datasources[name]
+    timeout = parse_duration(spec.statement_timeout) if spec.statement_timeout else None
+    return create_datasource(
+        name,
+        spec.url,
+        base_dir=config.base_dir,
+        min_size=spec.min_size,
+        max_size=spec.max_size,
+        statement_timeout=timeout,
+        init_sql=[config.base_dir / p for p in spec.init_sql],
+    )
+
+
+async def open_datasources(
+    config: Config,
+) -> tuple[dict[str, DataSource], dict[str, str], list[Issue]]:
+    """Open every configured data source; unreachable ones are reported, not fatal."""
+    opened: dict[str, DataSource] = {}
+    unreachable: dict[str, str] = {}
+    issues: list[Issue] = []
+    for name in config.spec.datasources:
+        ds = _datasource_for(config, name)
+        try:
+            await ds.open()
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                await ds.close()
+            unreachable[name] = str(exc)
+            issues.append(
+                Issue(
+                    config.display_path,
+                    f"datasources.{name}",
+                    f"data source unreachable: {exc} (its tables and columns were not checked)",
+                )
+            )
+            continue
+        opened[name] = ds
+    return opened, unreachable, issues
+
+
+def default_datasource(config: Config) -> str | None:
+    names = list(config.spec.datasources)
+    return config.spec.daemon.default_data_source or (names[0] if len(names) == 1 else None)
+
+
+def make_http(config: Config) -> HttpClient:
+    http = config.spec.http
+    return HttpClient(
+        timeout=parse_duration(http.timeout),
+        connect_timeout=parse_duration(http.connect_timeout),
+        max_connections=http.max_connections,
+        max_connections_per_host=http.max_connections_per_host,
+        user_agent=http.user_agent,
+        max_response_bytes=http.max_response_bytes,
+    )
+
+
+def make_cache(config: Config) -> Cache:
+    c = config.spec.cache
+    return create_cache(
+        c.url, prefix=c.prefix, max_entries=c.max_entries, max_connections=c.max_connections
+    )
+
+
+async def load(path: str | Path, env: Mapping[str, str] | None = None) -> Loaded:
+    """Load, open and compile. Raises ConfigError only when the config itself cannot be read;
+    task and data source problems are returned in `Loaded.issues` so every one is reported."""
+    env = dict(os.environ if env is None else env)
+    config = load_config(path, env)
+    datasources, unreachable, issues = await open_datasources(config)
+    resources = Resources(
+        datasources=datasources,
+        default_datasource=default_datasource(config),
+        http=make_http(config),
+        cache=make_cache(config),
+        env=env,
+    )
+    tasks, task_issues = compile_tasks(
+        config.tasks,
+        registry=build_registry(),
+        default_timezone=config.spec.daemon.timezone,
+        datasources=datasources,
+        configured_datasources=list(config.spec.datasources),
+        default_datasource=resources.default_datasource,
+    )
+    issues = [*config.warnings, *issues, *task_issues]
+    return Loaded(config, tasks, issues, resources, unreachable)
+
+
+async def close_resources(resources: Resources) -> None:
+    """Close in reverse order of opening: cache, HTTP, then data sources."""
+    if resources.cache is not None:
+        with contextlib.suppress(Exception):
+            await resources.cache.close()
+    if resources.http is not None:
+        with contextlib.suppress(Exception):
+            await resources.http.close()
+    for ds in reversed(list(resources.datasources.values())):
+        with contextlib.suppress(Exception):
+            await ds.close()
+
+
+__all__ = ["ConfigError", "Loaded", "close_resources", "load"]

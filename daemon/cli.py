@@ -1,0 +1,237 @@
+"""The `cronstack` command line: run, check, trigger, history, pause, resume."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from daemon import logs
+from daemon.errors import ConfigError, Issue
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+
+
+def _print_json(doc: Any) -> None:
+    sys.stdout.write(orjson.dumps(doc, default=str).decode() + "\n")
+    sys.stdout.flush()
+
+
+def _print_issues(issues: list[Issue], *, stream: Any = None) -> None:
+    out = stream or sys.stderr
+    for issue in issues:
+        label = "warning" if issue.severity == "warning" else "error"
+        out.write(f"{label}: {issue}\n")
+
+
+def _config_arg(args: argparse.Namespace) -> str:
+    from daemon.config import resolve_config_path
+
+    return str(resolve_config_path(args.config, os.environ))
+
+
+def parse_from(value: str | None, tz: ZoneInfo) -> datetime:
+    """`--from`: RFC 3339 with offset or Z; without an offset it is read in the task's timezone."""
+    if value is None:
+        return datetime.now(UTC).astimezone(tz)
+    text = value.strip().replace("z", "Z")
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=tz)
+    return parsed
+
+
+# --- check ------------------------------------------------------------------------------------
+
+
+async def _check(args: argparse.Namespace) -> int:
+    from daemon.app import close_resources, load
+
+    try:
+        loaded = await load(_config_arg(args))
+    except ConfigError as exc:
+        return _report_invalid(args, exc.issues)
+    try:
+        issues = loaded.issues
+        if args.strict:
+            issues = [Issue(i.file, i.path, i.message, i.line, i.column, "error") for i in issues]
+        errors = [i for i in issues if i.severity == "error"]
+        warnings = [i for i in issues if i.severity == "warning"]
+        if args.from_ is not None:
+            try:
+                parse_from(args.from_, ZoneInfo("UTC"))
+            except ValueError:
+                errors.append(Issue("--from", "", f"invalid time {args.from_!r} (use RFC 3339)"))
+        tasks_out = []
+        for task in loaded.tasks:
+            fires: list[str] = []
+            if task.schedule is not None and not errors:
+                start = parse_from(args.from_, task.tz)
+                fires = [f.isoformat() for f in task.schedule.next_n(start, args.next)]
+            tasks_out.append(
+                {
+                    "name": task.name,
+                    "status": task.status,
+                    "cron": task.cron,
+                    "timezone": str(task.tz.key),
+                    "next": fires,
+                    "file": task.file,
+                    "description": task.schedule.describe() if task.schedule else "manual only",
+                }
+            )
+        valid = not errors
+        if args.json:
+            _print_json(
+                {
+                    "valid": valid,
+                    "errors": [i.as_json() for i in errors],
+                    "warnings": [i.as_json() for i in warnings],
+                    "tasks": tasks_out,
+                }
+            )
+        else:
+            _print_issues(errors + warnings)
+            for t in tasks_out:
+                print(
+                    f"{t['name']}  [{t['status']}]  {t['cron'] or '-'}  ({t['description']})"
+                    f"  tz={t['timezone']}  {t['file']}"
+                )
+                for fire in t["next"]:
+                    print(f"    next: {fire}")
+            print("valid" if valid else f"invalid: {len(errors)} error(s)", file=sys.stderr)
+        return EXIT_OK if valid else EXIT_INVALID
+    finally:
+        await close_resources(loaded.resources)
+
+
+def _report_invalid(args: argparse.Namespace, issues: list[Issue]) -> int:
+    errors = [i for i in issues if i.severity == "error"]
+    warnings = [i for i in issues if i.severity == "warning"]
+    if getattr(args, "json", False) and args.command == "check":
+        _print_json(
+            {
+                "valid": False,
+                "errors": [i.as_json() for i in errors],
+                "warnings": [i.as_json() for i in warnings],
+                "tasks": [],
+            }
+        )
+    else:
+        _print_issues(errors + warnings)
+    return EXIT_INVALID
+
+
+# --- trigger ----------------------------------------------------------------------------------
+
+
+async def _trigger(args: argparse.Namespace) -> int:
+    from daemon.app import close_resources, load
+    from daemon.runner import run_task
+
+    try:
+        loaded = await load(_config_arg(args))
+    except ConfigError as exc:
+        return _report_invalid(args, exc.issues)
+    try:
+        if loaded.errors:
+            _print_issues(loaded.errors)
+            return EXIT_INVALID
+        task = loaded.task(args.task)
+        if task is None:
+            names = ", ".join(t.name for t in loaded.tasks) or "none"
+            print(f'error: unknown task "{args.task}" (tasks: {names})', file=sys.stderr)
+            return EXIT_INVALID
+        result = await run_task(task, loaded.resources, trigger="manual")
+        steps = [r.as_dict() for r in result.trace]
+        if args.json:
+            _print_json(
+                {
+                    "task": result.task,
+                    "run_id": result.run_id,
+                    "status": result.status,
+                    "error": result.error,
+                    "steps": steps,
+                }
+            )
+        else:
+            for s in steps:
+                print(
+                    f"{s['status']:<10} {s['duration_ms']:>10.3f} ms  {s['path']}  {s['function']}"
+                )
+            print(f"{result.task} {result.run_id}: {result.status} in {result.duration_ms} ms")
+            if result.error:
+                e = result.error
+                print(f"error: {e['type']}: {e['message']} (at {e.get('step')})", file=sys.stderr)
+        return EXIT_OK if result.status == "succeeded" else EXIT_FAILED
+    finally:
+        await close_resources(loaded.resources)
+
+
+# --- entry point ------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cronstack", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "-c", "--config", help="config file (default $CRONSTACK_CONFIG, ./config.toml)"
+        )
+        return p
+
+    with_config(sub.add_parser("run", help="run the daemon in the foreground"))
+
+    check = with_config(sub.add_parser("check", help="validate config and tasks, show next fires"))
+    check.add_argument("--next", type=int, default=5, metavar="N")
+    check.add_argument("--from", dest="from_", metavar="TIME")
+    check.add_argument("--strict", action="store_true", help="warnings are errors")
+    check.add_argument("--json", action="store_true")
+
+    trigger = with_config(sub.add_parser("trigger", help="run one task once, now"))
+    trigger.add_argument("task")
+    trigger.add_argument("--json", action="store_true")
+
+    history = with_config(sub.add_parser("history", help="recent runs, newest first"))
+    history.add_argument("task", nargs="?")
+    history.add_argument("--limit", type=int, default=20)
+    history.add_argument("--json", action="store_true")
+
+    for name in ("pause", "resume"):
+        p = with_config(sub.add_parser(name, help=f"{name} a task"))
+        p.add_argument("task")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "run":
+        from daemon.service import main as run_main
+
+        return run_main(args)
+    # One-shot commands log to stderr so `--json` output on stdout stays one document.
+    logs.configure(level="warning", fmt="console", stream=sys.stderr)
+    handlers = {"check": _check, "trigger": _trigger}
+    handler = handlers.get(args.command)
+    if handler is None:
+        print(
+            f"error: `cronstack {args.command}` needs the run history store, "
+            "which is not built yet",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    return asyncio.run(handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

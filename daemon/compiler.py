@@ -1,0 +1,490 @@
+"""Compiles validated task specs into runnable tasks: steps from the registry, templates to closures."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
+
+from daemon.errors import ConfigError, ExpressionError, Issue, join_path
+from daemon.expressions import BUILTIN_NAMES, compile_template, compile_value
+from steps.base import Evaluator, Registry, Step
+
+if TYPE_CHECKING:
+    from daemon.context import RunContext
+    from daemon.cron import CronSchedule
+    from daemon.datasources import DataSource, TableInfo
+    from daemon.tasks import LoadedTask, RetrySpec
+
+
+@dataclass(slots=True)
+class CompiledStack:
+    """A compiled list of steps and the warnings found while compiling it."""
+
+    steps: list[Step]
+    warnings: list[Issue]
+
+
+@dataclass(slots=True)
+class RetryPolicy:
+    max_attempts: int
+    initial_delay: float
+    max_delay: float
+
+
+@dataclass(slots=True)
+class CompiledTask:
+    """Everything the scheduler and runner need about one task, built once at load time."""
+
+    name: str
+    file: str
+    status: str
+    description: str
+    tags: list[str]
+    request_history: bool
+    data_source: str | None
+    tz: ZoneInfo
+    cron: str | None
+    schedule: CronSchedule | None
+    steps: list[Step]
+    on_failure: list[Step] | None
+    timeout: float | None
+    retry: RetryPolicy | None
+    overlap: str
+    jitter: float
+    misfire_grace: float
+    catch_up: str
+    expect_success_within: float | None
+    fingerprint: bytes = b""
+    warnings: list[Issue] = field(default_factory=list)
+
+
+_MSGSPEC_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(?P<name>[^`]+)`")
+_MISSING_FIELD = re.compile(r"Object missing required field `(?P<name>[^`]+)`")
+
+
+def msgspec_issue(exc: msgspec.ValidationError, file: str, base: str) -> Issue:
+    """Turn msgspec's `... - at `$.a[0].b`` message into an Issue at `base.a[0].b`."""
+    message = str(exc)
+    sub = ""
+    match = _MSGSPEC_PATH.search(message)
+    if match:
+        sub = match.group("path")
+        message = message[: match.start()]
+    path = (base + sub).lstrip(".")
+    if m := _UNKNOWN_FIELD.match(message):
+        return Issue(file, join_path(path, m.group("name")), f'unknown key "{m.group("name")}"')
+    if m := _MISSING_FIELD.match(message):
+        return Issue(file, join_path(path, m.group("name")), "missing required field")
+    return Issue(file, path, message.replace("`", '"'))
+
+
+def did_you_mean(name: str, options: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
+    return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+def _raise_undefined(message: str, column: int | None) -> Evaluator:
+    def fail(ctx: RunContext) -> Any:
+        raise ExpressionError(message, column=column)
+
+    return fail
+
+
+class StackCompiler:
+    """Implements `steps.base.StepCompiler`: walks a function stack in order, tracking which
+    variables earlier steps could define, and collects every issue instead of stopping."""
+
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        file: str,
+        datasources: Mapping[str, DataSource] | None = None,
+        configured_datasources: Iterable[str] | None = None,
+        default_datasource: str | None = None,
+        defined: Iterable[str] = (),
+    ) -> None:
+        self.registry = registry
+        self.file = file
+        self.path = ""
+        self.datasources: Mapping[str, DataSource] = datasources or {}
+        self.configured = set(configured_datasources or self.datasources)
+        self.default_datasource = default_datasource
+        self.defined: set[str] = set(defined)
+        self.issues: list[Issue] = []
+
+    # --- issues -------------------------------------------------------------------------------
+
+    def _at(self, fld: str) -> str:
+        return join_path(self.path, fld) if fld else self.path
+
+    def error(self, field: str, message: str, *, column: int | None = None) -> None:
+        self.issues.append(Issue(self.file, self._at(field), message, column=column))
+
+    def warning(self, field: str, message: str, *, column: int | None = None) -> None:
+        self.issues.append(
+            Issue(self.file, self._at(field), message, column=column, severity="warning")
+        )
+
+    # --- templates ----------------------------------------------------------------------------
+
+    def template(self, value: Any, field: str) -> Evaluator:
+        ok = self._check_leaves(value, field)
+        if not ok:
+            return _raise_undefined(f"invalid template at {self._at(field)}", None)
+        try:
+            return compile_value(value).evaluate
+        except ExpressionError as exc:  # pragma: no cover - leaves were checked above
+            self.error(field, exc.message, column=exc.column)
+            return _raise_undefined(exc.message, exc.column)
+
+    def _check_leaves(self, value: Any, field: str) -> bool:
+        """Compile each string leaf on its own so errors and undefined names get an exact path."""
+        if isinstance(value, str):
+            if "{{" not in value:
+                return True
+            try:
+                tpl = compile_template(value)
+            except ExpressionError as exc:
+                self.error(field, exc.message, column=exc.column)
+                return False
+            for ref in tpl.references:
+                if ref.name not in self.defined and ref.name not in BUILTIN_NAMES:
+                    self.warning(
+                        field,
+                        f'undefined variable "{ref.name}": no earlier step defines it',
+                        column=ref.column,
+                    )
+            return True
+        if isinstance(value, dict):
+            return all([self._check_leaves(v, join_path(field, str(k))) for k, v in value.items()])
+        if isinstance(value, list):
+            return all([self._check_leaves(v, f"{field}[{i}]") for i, v in enumerate(value)])
+        return True
+
+    def define(self, name: str) -> None:
+        self.defined.add(name)
+
+    # --- steps --------------------------------------------------------------------------------
+
+    def steps(self, raw: Any, field: str, *, scoped: Iterable[str] = ()) -> list[Step]:
+        list_path = self._at(field)
+        if raw is None:
+            return []
+        if not isinstance(raw, list):
+            self.error(field, "must be a list of steps")
+            return []
+        scoped = [n for n in scoped if n not in self.defined]
+        self.defined.update(scoped)
+        saved = self.path
+        try:
+            compiled = self.compile_list(raw, list_path)
+        finally:
+            self.path = saved
+            self.defined.difference_update(scoped)
+        return compiled
+
+    def compile_list(self, raw: list[Any], list_path: str) -> list[Step]:
+        out: list[Step] = []
+        for i, item in enumerate(raw):
+            step = self.compile_step(item, f"{list_path}[{i}]")
+            if step is not None:
+                out.append(step)
+        return out
+
+    def compile_step(self, raw: Any, path: str) -> Step | None:
+        saved = self.path
+        self.path = path
+        try:
+            if not isinstance(raw, dict):
+                self.error("", 'a step must be an object with a "function" key')
+                return None
+            function = raw.get("function")
+            if not isinstance(function, str) or not function:
+                self.error("function", 'missing "function" (the step type)')
+                return None
+            cls = self.registry.lookup(function)
+            if cls is None:
+                hint = did_you_mean(function, self.registry.names())
+                self.error("function", f'unknown function "{function}"{hint}')
+                return None
+            try:
+                spec = msgspec.convert(raw, cls.Spec)
+            except msgspec.ValidationError as exc:
+                self.issues.append(msgspec_issue(exc, self.file, path))
+                return None
+            return cls(spec, self)
+        finally:
+            self.path = saved
+
+    # --- data sources -------------------------------------------------------------------------
+
+    def datasource_name(self, name: str | None) -> str:
+        return name or self.default_datasource or ""
+
+    def datasource(self, name: str | None = None) -> DataSource | None:
+        return self.datasources.get(self.datasource_name(name))
+
+    def table(self, name: str, field: str, datasource: str | None = None) -> TableInfo | None:
+        if not isinstance(name, str) or not name:
+            self.error(field, "table must be a non-empty name")
+            return None
+        if "{{" in name:
+            self.error(field, "table names cannot be templates (they are checked at load time)")
+            return None
+        ds_name = self.datasource_name(datasource)
+        if not ds_name:
+            self.error(field, "no data source configured for this step")
+            return None
+        if ds_name not in self.configured:
+            hint = did_you_mean(ds_name, self.configured)
+            self.error("data_source", f'unknown data source "{ds_name}"{hint}')
+            return None
+        ds = self.datasources.get(ds_name)
+        if ds is None:  # configured but unreachable: checked on first run instead
+            return None
+        try:
+            return ds.table(name)
+        except LookupError as exc:
+            self.error(field, str(exc.args[0]) if exc.args else str(exc))
+            return None
+
+
+def compile_stack(
+    raw: list[Any],
+    *,
+    registry: Registry,
+    file: str = "<test>",
+    resources: Any = None,
+    default_datasource: str | None = None,
+    defined: Iterable[str] = (),
+    base_path: str = "function_stack",
+) -> CompiledStack:
+    """Compile one function stack (used by tests and tools); raises ConfigError on errors."""
+    datasources = resources.datasources if resources is not None else {}
+    if default_datasource is None and resources is not None:
+        default_datasource = resources.default_datasource
+    comp = StackCompiler(
+        registry=registry,
+        file=file,
+        datasources=datasources,
+        default_datasource=default_datasource,
+        defined=defined,
+    )
+    steps = comp.compile_list(raw, base_path)
+    errors = [i for i in comp.issues if i.severity == "error"]
+    if errors:
+        raise ConfigError(comp.issues)
+    return CompiledStack(steps, [i for i in comp.issues if i.severity == "warning"])
+
+
+# --- tasks ------------------------------------------------------------------------------------
+
+
+def compile_task(
+    loaded: LoadedTask,
+    *,
+    registry: Registry,
+    default_timezone: str,
+    datasources: Mapping[str, DataSource],
+    configured_datasources: Iterable[str],
+    default_datasource: str | None,
+) -> tuple[CompiledTask | None, list[Issue]]:
+    """Compile one loaded task; returns the task (None if it has errors) and all its issues."""
+    from daemon.cron import CronSchedule
+    from daemon.durations import parse_duration
+
+    spec = loaded.spec
+    file = loaded.file
+    base = loaded.base_path
+    issues: list[Issue] = []
+
+    def at(p: str) -> str:
+        return f"{base}.{p}" if base else p
+
+    configured = list(configured_datasources)
+    ds_name = spec.data_source
+    if ds_name is not None and ds_name not in configured:
+        if len(configured) == 1:
+            # The seed's examples name "primary_database"; with one data source the intent is clear.
+            issues.append(
+                Issue(
+                    file,
+                    at("data_source"),
+                    f'data source "{ds_name}" is not configured; using "{configured[0]}", '
+                    "the only one",
+                    severity="warning",
+                )
+            )
+            ds_name = configured[0]
+        else:
+            hint = did_you_mean(ds_name, configured)
+            issues.append(Issue(file, at("data_source"), f'unknown data source "{ds_name}"{hint}'))
+            ds_name = None
+    elif ds_name is None:
+        ds_name = default_datasource or (configured[0] if len(configured) == 1 else None)
+
+    schedule = spec.schedule
+    cron_expr: str | None = None
+    tz_name = default_timezone
+    overlap = spec.overlap
+    jitter = spec.jitter
+    misfire_grace = spec.misfire_grace
+    catch_up = spec.catch_up
+    if isinstance(schedule, str):
+        cron_expr = schedule
+    elif schedule is not None:
+        cron_expr = schedule.cron_expression
+        tz_name = schedule.timezone or default_timezone
+        if schedule.skip_if_running is not None and overlap is None:
+            overlap = "skip" if schedule.skip_if_running else "allow"
+        jitter = schedule.jitter if schedule.jitter is not None else jitter
+        if schedule.misfire_grace is not None:
+            misfire_grace = schedule.misfire_grace
+        catch_up = schedule.catch_up or catch_up
+
+    tz: ZoneInfo | None
+    try:
+        tz = ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        tz = None
+        issues.append(Issue(file, at("schedule.timezone"), f'unknown timezone "{tz_name}"'))
+
+    cron: CronSchedule | None = None
+    if cron_expr is not None and tz is not None:
+        try:
+            cron = CronSchedule(cron_expr, tz)
+        except ValueError as exc:
+            where = "schedule" if isinstance(schedule, str) else "schedule.cron_expression"
+            issues.append(Issue(file, at(where), str(exc)))
+
+    def duration(value: Any, where: str, default: float | None) -> float | None:
+        if value is None:
+            return default
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            issues.append(Issue(file, at(where), str(exc)))
+            return default
+
+    timeout = duration(spec.timeout, "timeout", None)
+    jitter_s = duration(jitter, "schedule.jitter", 0.0) or 0.0
+    grace_s = duration(misfire_grace, "schedule.misfire_grace", 60.0) or 60.0
+    expect = duration(spec.expect_success_within, "expect_success_within", None)
+    retry = _retry_policy(spec.retry, file, at("retry"), issues)
+
+    comp = StackCompiler(
+        registry=registry,
+        file=file,
+        datasources=datasources,
+        configured_datasources=configured,
+        default_datasource=ds_name,
+    )
+    steps = comp.compile_list(spec.function_stack, at("function_stack"))
+    if not spec.function_stack:
+        comp.issues.append(
+            Issue(
+                file,
+                at("function_stack"),
+                "empty function_stack: the task does nothing",
+                severity="warning",
+            )
+        )
+    on_failure = None
+    if spec.on_failure is not None:
+        comp.define("error")
+        on_failure = comp.compile_list(spec.on_failure, at("on_failure"))
+    issues.extend(comp.issues)
+
+    name = spec.name or ""
+    if any(i.severity == "error" for i in issues) or tz is None:
+        return None, issues
+    task = CompiledTask(
+        name=name,
+        file=file,
+        status=spec.status,
+        description=spec.description,
+        tags=list(spec.tags),
+        request_history=spec.request_history,
+        data_source=ds_name,
+        tz=tz,
+        cron=cron_expr,
+        schedule=cron,
+        steps=steps,
+        on_failure=on_failure,
+        timeout=timeout,
+        retry=retry,
+        overlap=overlap or "skip",
+        jitter=jitter_s,
+        misfire_grace=grace_s,
+        catch_up=catch_up or "none",
+        expect_success_within=expect,
+        fingerprint=msgspec.json.encode(spec),
+        warnings=[i for i in issues if i.severity == "warning"],
+    )
+    return task, issues
+
+
+def _retry_policy(
+    spec: RetrySpec | None, file: str, path: str, issues: list[Issue]
+) -> RetryPolicy | None:
+    from daemon.durations import parse_duration
+
+    if spec is None:
+        return None
+    try:
+        return RetryPolicy(
+            max_attempts=max(1, int(spec.max_attempts)),
+            initial_delay=parse_duration(spec.initial_delay),
+            max_delay=parse_duration(spec.max_delay),
+        )
+    except ValueError as exc:
+        issues.append(Issue(file, path, str(exc)))
+        return None
+
+
+def compile_tasks(
+    loaded: Iterable[LoadedTask],
+    *,
+    registry: Registry,
+    default_timezone: str,
+    datasources: Mapping[str, DataSource],
+    configured_datasources: Iterable[str],
+    default_datasource: str | None,
+) -> tuple[list[CompiledTask], list[Issue]]:
+    """Compile every task, collecting every issue; duplicate names are errors."""
+    tasks: list[CompiledTask] = []
+    issues: list[Issue] = []
+    seen: dict[str, str] = {}
+    configured = list(configured_datasources)
+    for item in loaded:
+        task, found = compile_task(
+            item,
+            registry=registry,
+            default_timezone=default_timezone,
+            datasources=datasources,
+            configured_datasources=configured,
+            default_datasource=default_datasource,
+        )
+        issues.extend(found)
+        name = item.spec.name or ""
+        if name in seen:
+            issues.append(
+                Issue(
+                    item.file,
+                    f"{item.base_path}.name" if item.base_path else "name",
+                    f'duplicate task name "{name}" (also in {seen[name]})',
+                )
+            )
+            continue
+        seen[name] = item.file
+        if task is not None:
+            tasks.append(task)
+    return tasks, issues

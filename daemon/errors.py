@@ -1,0 +1,128 @@
+"""Error types: config problems carrying file/path/position, and the run-time errors steps raise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One problem found while loading or checking: where it is and what is wrong."""
+
+    file: str
+    path: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+    severity: str = "error"  # "error" | "warning"
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        if self.path:
+            where += f": {self.path}"
+        return f"{where}: {self.message}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "path": self.path,
+            "line": self.line,
+            "column": self.column,
+            "message": self.message,
+        }
+
+
+class ConfigError(ValueError):
+    """Invalid configuration or task definition; carries every issue found, not just the first."""
+
+    def __init__(self, issues: list[Issue]) -> None:
+        self.issues = issues
+        super().__init__("\n".join(str(i) for i in issues))
+
+
+def join_path(base: str, key: str | int) -> str:
+    """Append a key or index to a dotted step path: `function_stack[2]` + `table`."""
+    if isinstance(key, int):
+        return f"{base}[{key}]"
+    if not base:
+        return key
+    return f"{base}.{key}"
+
+
+# --- run-time errors -------------------------------------------------------------------------
+# Each carries the contract's `type` name (DESIGN.md "Errors") and the path of the step that
+# raised it, so `error.step` and the run record can point at it.
+
+
+class RunError(Exception):
+    """Base of every error a step can raise; `type_name` is what `error.type` shows."""
+
+    type_name = "StepError"
+
+    def __init__(self, message: str, *, step: str | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.step = step
+        self.extra: dict[str, Any] = extra
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"type": self.type_name, "message": self.message, "step": self.step}
+        data.update(self.extra)
+        return data
+
+
+class ExpressionError(RunError, ValueError):
+    """An expression failed to parse or evaluate (undefined variable, bad operand, limits)."""
+
+    type_name = "ExpressionError"
+
+    def __init__(
+        self, message: str, *, step: str | None = None, column: int | None = None, **extra: Any
+    ) -> None:
+        super().__init__(message, step=step, **extra)
+        self.column = column
+
+
+class DatabaseError(RunError):
+    """A database step failed: unknown column in dynamic data, constraint, connection loss."""
+
+    type_name = "DatabaseError"
+
+
+class HttpError(RunError):
+    """An External API Request failed: non-2xx status, connection error, blocked address."""
+
+    type_name = "HttpError"
+
+
+class CacheError(RunError):
+    """The cache backend is unavailable or the operation is invalid for the stored value."""
+
+    type_name = "CacheError"
+
+
+class StepTimeoutError(RunError, TimeoutError):
+    """A step or the whole run exceeded its timeout."""
+
+    type_name = "TimeoutError"
+
+
+class StepError(RunError):
+    """Raised by Throw Error (with its own `type`) and by steps for invalid run-time input."""
+
+    def __init__(self, message: str, *, type_name: str = "StepError", step: str | None = None) -> None:
+        super().__init__(message, step=step)
+        self.type_name = type_name
+
+
+class ReturnSignal(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised by the Return step to end the stack with a value (not an error)."""
+
+    def __init__(self, value: Any = None) -> None:
+        super().__init__("return")
+        self.value = value

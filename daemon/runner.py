@@ -1,0 +1,179 @@
+"""Runs one task once: builds the run context, applies the timeout, runs on_failure, keeps the trace."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from daemon.context import Resources, RunContext, StepRecord, TaskInfo
+from daemon.errors import ReturnSignal, RunError
+
+if TYPE_CHECKING:
+    from daemon.compiler import CompiledTask
+    from steps.base import Step
+
+log = structlog.get_logger("cronstack.runner")
+
+# Final run states (DESIGN.md "Runs and history").
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+TIMED_OUT = "timed_out"
+CANCELLED = "cancelled"
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What one run did: its outcome, returned value, error and step trace."""
+
+    task: str
+    run_id: str
+    slot_id: str
+    status: str
+    trigger: str
+    attempt: int
+    scheduled_at: int  # ms
+    started_at: int  # ms
+    finished_at: int  # ms
+    value: Any = None
+    error: dict[str, Any] | None = None
+    trace: list[StepRecord] = field(default_factory=list)
+
+    @property
+    def duration_ms(self) -> int:
+        return self.finished_at - self.started_at
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+def slot_id_for(task: str, scheduled_at_ms: int) -> str:
+    """Stable across replicas and retries of one slot: the task name and the slot's instant."""
+    return f"{task}@{scheduled_at_ms}"
+
+
+async def run_stack(
+    steps: Sequence[Step],
+    *,
+    resources: Resources,
+    task_name: str = "t",
+    tz: str | ZoneInfo = "UTC",
+    data_source: str | None = None,
+    timeout: float | None = None,
+    on_failure: Sequence[Step] | None = None,
+    trigger: str = "manual",
+    attempt: int = 1,
+    scheduled_at: int | None = None,
+    run_id: str | None = None,
+    slot_id: str | None = None,
+) -> RunResult:
+    """Run a compiled stack to its end and report the outcome; never raises a step's error.
+
+    Cancellation of the caller is recorded (`cancelled`) and then re-raised.
+    """
+    started = int(time.time() * 1000)
+    run_id = run_id or new_run_id()
+    scheduled = started if scheduled_at is None else scheduled_at
+    if slot_id is None:
+        slot_id = slot_id_for(task_name, scheduled) if trigger != "manual" else run_id
+    info = TaskInfo(
+        name=task_name,
+        run_id=run_id,
+        slot_id=slot_id,
+        scheduled_at=scheduled,
+        attempt=attempt,
+        trigger=trigger,
+    )
+    zone = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
+    ctx = RunContext(
+        task=info, resources=resources, tz=zone, data_source=data_source, started_ms=started
+    )
+    result = RunResult(
+        task=task_name,
+        run_id=run_id,
+        slot_id=slot_id,
+        status=SUCCEEDED,
+        trigger=trigger,
+        attempt=attempt,
+        scheduled_at=scheduled,
+        started_at=started,
+        finished_at=started,
+        trace=ctx.trace,
+    )
+    structlog.contextvars.bind_contextvars(task=task_name, run_id=run_id)
+    try:
+        try:
+            async with asyncio.timeout(timeout):
+                await ctx.run_steps(steps)
+        except ReturnSignal as ret:
+            result.value = ret.value
+        except RunError as exc:
+            result.status = FAILED
+            result.error = exc.as_dict()
+        except TimeoutError:
+            result.status = TIMED_OUT
+            running = next((r.path for r in reversed(ctx.trace) if r.status == "cancelled"), None)
+            result.error = {
+                "type": "TimeoutError",
+                "message": f"run exceeded its timeout of {timeout:g}s",
+                "step": running,
+            }
+        except asyncio.CancelledError:
+            result.status = CANCELLED
+            result.error = {"type": "CancelledError", "message": "run cancelled", "step": None}
+            result.finished_at = int(time.time() * 1000)
+            raise
+        if result.status != SUCCEEDED and on_failure:
+            await _run_on_failure(ctx, on_failure, result.error)
+        result.finished_at = int(time.time() * 1000)
+        return result
+    finally:
+        structlog.contextvars.unbind_contextvars("task", "run_id")
+
+
+async def _run_on_failure(
+    ctx: RunContext, steps: Sequence[Step], error: dict[str, Any] | None
+) -> None:
+    """The alert stack: runs once after the last failed attempt; its own failure is logged only."""
+    ctx.error = error
+    try:
+        await ctx.run_steps(steps)
+    except ReturnSignal:
+        pass
+    except RunError as exc:
+        log.warning("on_failure_failed", error=exc.as_dict())
+
+
+async def run_task(
+    task: CompiledTask,
+    resources: Resources,
+    *,
+    trigger: str = "manual",
+    attempt: int = 1,
+    scheduled_at: int | None = None,
+    run_id: str | None = None,
+    slot_id: str | None = None,
+    with_on_failure: bool = True,
+) -> RunResult:
+    """Run a compiled task once with its timeout (and on_failure unless told otherwise)."""
+    return await run_stack(
+        task.steps,
+        resources=resources,
+        task_name=task.name,
+        tz=task.tz,
+        data_source=task.data_source,
+        timeout=task.timeout,
+        on_failure=task.on_failure if with_on_failure else None,
+        trigger=trigger,
+        attempt=attempt,
+        scheduled_at=scheduled_at,
+        run_id=run_id,
+        slot_id=slot_id,
+    )

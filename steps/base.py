@@ -1,0 +1,125 @@
+"""The step contract: a validated spec, a compiled step with `run(ctx)`, and the compiler it is built with."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+import msgspec
+
+if TYPE_CHECKING:
+    from daemon.context import RunContext
+    from daemon.datasources import DataSource, TableInfo
+
+# A compiled template or expression: called with the run context, returns the value.
+Evaluator = Callable[["RunContext"], Any]
+
+
+class StepSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Fields every step accepts; each step type subclasses this with its own typed fields.
+
+    Templated fields are typed `Any` (a literal or a string holding `{{ }}`); the step compiles
+    them with `StepCompiler.template`. Child step lists are `list[Any]`, compiled with
+    `StepCompiler.steps` so each child is validated on its own and errors carry its path.
+    """
+
+    function: str
+    return_variable: str | None = None
+    description: str | None = None
+
+
+class StepCompiler(Protocol):
+    """What a step may ask of the compiler while it is being built (at load time, once)."""
+
+    path: str  # this step's path, e.g. "function_stack[2].steps[0]"
+    file: str
+
+    def template(self, value: Any, field: str) -> Evaluator:
+        """Compile a literal/template (recursively through dicts and lists) into an evaluator.
+
+        Reports parse errors and undefined-variable references as issues at `path.field`.
+        """
+        ...
+
+    def steps(self, raw: Any, field: str, *, scoped: Iterable[str] = ()) -> list[Step]:
+        """Compile a child step list found at `field`; `scoped` names are defined only inside it."""
+        ...
+
+    def define(self, name: str) -> None:
+        """Declare that a variable is defined from this point of the stack on."""
+        ...
+
+    def datasource_name(self, name: str | None) -> str:
+        """Resolve a step's data source name (None = the task's)."""
+        ...
+
+    def table(self, name: str, field: str, datasource: str | None = None) -> TableInfo | None:
+        """Check a table name against the data source's schema; None if the schema is unknown
+        (data source unreachable during `check`) or the name was reported as an error."""
+        ...
+
+    def datasource(self, name: str | None = None) -> DataSource | None:
+        """The opened data source (for its dialect and schema), or None if unreachable."""
+        ...
+
+    def error(self, field: str, message: str, *, column: int | None = None) -> None: ...
+
+    def warning(self, field: str, message: str, *, column: int | None = None) -> None: ...
+
+
+class Step:
+    """A compiled step. Subclasses set `Spec`, `function`, `display_name`, and implement `run`.
+
+    `__init__` runs once at load time and should do every piece of work that does not depend
+    on run-time values (compile templates, build SQL text); `run` only moves values.
+    """
+
+    Spec: ClassVar[type[StepSpec]] = StepSpec
+    function: ClassVar[str] = ""  # snake_case id, e.g. "query_all_records"
+    display_name: ClassVar[str] = ""  # the seed's name, e.g. "Query All Records"
+    aliases: ClassVar[tuple[str, ...]] = ()  # extra accepted names, e.g. "Try-Catch-Finally"
+
+    __slots__ = ("path", "return_variable")
+
+    def __init__(self, spec: Any, c: StepCompiler) -> None:
+        self.path: str = c.path
+        self.return_variable: str | None = spec.return_variable
+        if spec.return_variable:
+            c.define(spec.return_variable)
+
+    async def run(self, ctx: RunContext) -> Any:
+        raise NotImplementedError
+
+    def children(self) -> Sequence[Sequence[Step]]:
+        """Child step lists (for introspection); leaf steps have none."""
+        return ()
+
+
+class Registry:
+    """Maps every accepted function name (display name, snake_case id, aliases) to a step class.
+
+    Built once by `steps.build_registry()` and handed to the compiler; never mutated afterwards.
+    """
+
+    def __init__(self, classes: Iterable[type[Step]]) -> None:
+        self._by_name: dict[str, type[Step]] = {}
+        for cls in classes:
+            for name in (cls.function, cls.display_name, *cls.aliases):
+                key = normalize_function_name(name)
+                if key in self._by_name and self._by_name[key] is not cls:
+                    raise ValueError(f"step name {name!r} registered twice")
+                self._by_name[key] = cls
+
+    def lookup(self, name: str) -> type[Step] | None:
+        return self._by_name.get(normalize_function_name(name))
+
+    def names(self) -> list[str]:
+        return sorted({cls.display_name for cls in self._by_name.values()})
+
+    def classes(self) -> list[type[Step]]:
+        return list(dict.fromkeys(self._by_name.values()))
+
+
+def normalize_function_name(name: str) -> str:
+    """`"Query All Records"`, `"query_all_records"` and `"query-all-records"` are one name."""
+    return "".join(ch for ch in name.lower() if ch.isalnum())
