@@ -1,0 +1,218 @@
+"""Raw values to typed msgspec specs, collecting every problem as an Issue with its path."""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
+
+from daemon.durations import parse_duration
+from daemon.errors import Issue, join_path
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+_AT = re.compile(r" - at `\$(.*)`$")
+_TICKS = re.compile(r"`([^`]*)`")
+
+
+def _json_type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list | tuple):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def join_msgspec_path(base: str, suffix: str) -> str:
+    """`function_stack` + msgspec's `[3].table` -> `function_stack[3].table`."""
+    if not suffix:
+        return base
+    if suffix.startswith("."):
+        return join_path(base, suffix[1:]) if base else suffix[1:]
+    return base + suffix
+
+
+def issue_from_validation(error: msgspec.ValidationError, file: str, path: str) -> Issue:
+    """Turn msgspec's "Expected `int`, got `str` - at `$.retry.max_attempts`" into our Issue."""
+    message = str(error)
+    match = _AT.search(message)
+    if match:
+        path = join_msgspec_path(path, match.group(1))
+        message = message[: match.start()]
+    unknown = re.fullmatch(r"Object contains unknown field `([^`]*)`", message)
+    if unknown:
+        return Issue(file, join_path(path, unknown.group(1)), f'unknown key "{unknown.group(1)}"')
+    missing = re.fullmatch(r"Object missing required field `([^`]*)`", message)
+    if missing:
+        key = missing.group(1)
+        return Issue(file, join_path(path, key), f'missing required key "{key}"')
+    message = _TICKS.sub(r"\1", message)
+    message = message.replace("Expected", "expected", 1)
+    return Issue(file, path, message)
+
+
+def _struct_in(tp: Any) -> type[msgspec.Struct] | None:
+    """The Struct class a field type accepts (`X`, `X | None`, `str | X | None`), if any."""
+    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+        return tp
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            found = _struct_in(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _literal_choices(tp: Any) -> tuple[Any, ...] | None:
+    if typing.get_origin(tp) is typing.Literal:
+        return typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            choices = _literal_choices(arg)
+            if choices is not None:
+                return choices
+    return None
+
+
+def _dict_of_struct(tp: Any) -> type[msgspec.Struct] | None:
+    if typing.get_origin(tp) is dict:
+        args = typing.get_args(tp)
+        if len(args) == 2:
+            return _struct_in(args[1])
+    return None
+
+
+def convert_field(
+    value: Any,
+    tp: Any,
+    file: str,
+    path: str,
+    issues: list[Issue],
+    *,
+    strict: bool = True,
+    lenient: bool = False,
+) -> tuple[bool, Any]:
+    """Convert one field's value to its declared type; (ok, converted)."""
+    struct = _struct_in(tp)
+    if struct is not None and isinstance(value, dict):
+        converted, problems = convert_struct(
+            value, struct, file, path, strict=strict, lenient=lenient
+        )
+        issues.extend(problems)
+        return converted is not None, converted
+    inner = _dict_of_struct(tp)
+    if inner is not None and isinstance(value, dict):
+        result: dict[str, Any] = {}
+        ok = True
+        for key, item in value.items():
+            item_path = join_path(path, str(key))
+            if not isinstance(item, dict):
+                issues.append(
+                    Issue(file, item_path, f"expected a table, got {_json_type_name(item)}")
+                )
+                ok = False
+                continue
+            converted, problems = convert_struct(
+                item, inner, file, item_path, strict=strict, lenient=lenient
+            )
+            issues.extend(problems)
+            if converted is None:
+                ok = False
+            else:
+                result[str(key)] = converted
+        return ok, result
+    choices = _literal_choices(tp)
+    try:
+        return True, msgspec.convert(value, tp, strict=strict)
+    except msgspec.ValidationError as exc:
+        if choices is not None and "Invalid enum value" in str(exc):
+            allowed = ", ".join(f'"{c}"' for c in choices)
+            shown = f'"{value}"' if isinstance(value, str) else repr(value)
+            issues.append(Issue(file, path, f"must be one of {allowed}, got {shown}"))
+        else:
+            issues.append(issue_from_validation(exc, file, path))
+        return False, None
+
+
+def convert_struct(
+    value: Any, cls: type[S], file: str, path: str, *, strict: bool = True, lenient: bool = False
+) -> tuple[S | None, list[Issue]]:
+    """Build `cls` from a dict field by field, so every unknown key and bad value is reported.
+
+    With `lenient`, a struct is still built from the good fields (bad ones take their defaults)
+    when the required ones are usable, so the caller can go on validating and report more.
+    """
+    issues: list[Issue] = []
+    if not isinstance(value, dict):
+        kind = "an object" if file.endswith(".json") else "a table"
+        return None, [Issue(file, path, f"expected {kind}, got {_json_type_name(value)}")]
+    fields = {f.encode_name: f for f in msgspec.structs.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    ok = True
+    for key, item in value.items():
+        field_path = join_path(path, str(key))
+        info = fields.get(key)
+        if info is None:
+            issues.append(Issue(file, field_path, f'unknown key "{key}"'))
+            ok = False
+            continue
+        good, converted = convert_field(
+            item, info.type, file, field_path, issues, strict=strict, lenient=lenient
+        )
+        if good:
+            kwargs[info.name] = converted
+        else:
+            ok = False
+    complete = True
+    for info in fields.values():
+        if info.required and info.name not in kwargs:
+            complete = False
+            if info.encode_name not in value:
+                key = info.encode_name
+                issues.append(Issue(file, join_path(path, key), f'missing required key "{key}"'))
+    if not complete or not (ok or lenient):
+        return None, issues
+    return cls(**kwargs), issues
+
+
+def check_duration(value: Any, file: str, path: str, issues: list[Issue]) -> float | None:
+    """Parse an optional duration, appending an Issue if it is malformed."""
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        issues.append(Issue(file, path, str(exc)))
+        return None
+
+
+def load_zone(name: str) -> ZoneInfo:
+    """ZoneInfo for an IANA name; ValueError('unknown timezone "X"') otherwise."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # ValueError/OSError: keys like "../etc/passwd" or a directory name such as "America".
+        raise ValueError(f'unknown timezone "{name}"') from None
+
+
+def check_timezone(name: str | None, file: str, path: str, issues: list[Issue]) -> ZoneInfo | None:
+    """Validate an optional IANA timezone name, appending an Issue if unknown."""
+    if name is None:
+        return None
+    try:
+        return load_zone(name)
+    except ValueError as exc:
+        issues.append(Issue(file, path, str(exc)))
+        return None

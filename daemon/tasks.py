@@ -1,0 +1,301 @@
+"""Task specs and task files (JSON with comments, or TOML): loading and validation with paths."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+from daemon.convert import check_duration, check_timezone, convert_struct
+from daemon.cron import CronSchedule
+from daemon.errors import Issue, join_path
+from daemon.jsonc import JsoncError, loads_jsonc_located
+
+Overlap = Literal["skip", "allow", "queue", "replace"]
+CatchUp = Literal["none", "latest", "all"]
+Duration = str | float
+
+
+class RetrySpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Task retry: attempts in all (1 = no retry) and the exponential backoff bounds."""
+
+    max_attempts: int = 3
+    initial_delay: Duration = "1s"
+    max_delay: Duration = "30s"
+
+
+class ScheduleSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The seed's schedule object, plus cronstack's jitter / misfire_grace / catch_up."""
+
+    cron_expression: str
+    timezone: str | None = None
+    skip_if_running: bool | None = None
+    jitter: Duration | None = None
+    misfire_grace: Duration | None = None
+    catch_up: CatchUp | None = None
+
+
+class TaskSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One task as written. `jitter`, `misfire_grace` and `catch_up` may sit at task level or in
+    `schedule`; when both are given the schedule's value wins (it is the more specific place)."""
+
+    name: str | None = None
+    description: str = ""
+    tags: list[str] = []
+    status: Literal["active", "inactive"] = "active"
+    request_history: bool = True
+    data_source: str | None = None
+    schedule: str | ScheduleSpec | None = None
+    function_stack: list[Any] = []
+    timeout: Duration | None = None
+    retry: RetrySpec | None = None
+    overlap: Overlap | None = None
+    on_failure: list[Any] | None = None
+    jitter: Duration | None = None
+    misfire_grace: Duration | None = None
+    catch_up: CatchUp | None = None
+    expect_success_within: str | None = None
+
+    # --- effective values (defaults from DESIGN.md "Details that tests rely on") ----------------
+
+    @property
+    def cron_expression(self) -> str | None:
+        """The cron string, or None for a manual-only task."""
+        if isinstance(self.schedule, ScheduleSpec):
+            return self.schedule.cron_expression
+        return self.schedule
+
+    def timezone_name(self, default: str) -> str:
+        """The schedule's timezone, else `default` (config `[daemon] timezone`)."""
+        if isinstance(self.schedule, ScheduleSpec) and self.schedule.timezone:
+            return self.schedule.timezone
+        return default
+
+    def effective_overlap(self) -> Overlap:
+        """`overlap` if set; else `skip_if_running` (true: skip, false: allow); else skip."""
+        if self.overlap is not None:
+            return self.overlap
+        if isinstance(self.schedule, ScheduleSpec) and self.schedule.skip_if_running is False:
+            return "allow"
+        return "skip"
+
+    def _schedule_or_task(self, key: str) -> Any:
+        if isinstance(self.schedule, ScheduleSpec):
+            value = getattr(self.schedule, key)
+            if value is not None:
+                return value
+        return getattr(self, key)
+
+    def jitter_seconds(self) -> float:
+        value = self._schedule_or_task("jitter")
+        return 0.0 if value is None else _seconds(value)
+
+    def misfire_grace_seconds(self) -> float:
+        value = self._schedule_or_task("misfire_grace")
+        return 60.0 if value is None else _seconds(value)
+
+    def effective_catch_up(self) -> CatchUp:
+        value: CatchUp | None = self._schedule_or_task("catch_up")
+        return value or "none"
+
+    def timeout_seconds(self) -> float | None:
+        return None if self.timeout is None else _seconds(self.timeout)
+
+
+def _seconds(value: Duration) -> float:
+    # Values were validated at load; this cannot fail for a spec that load_task_file returned.
+    from daemon.durations import parse_duration
+
+    return parse_duration(value)
+
+
+@dataclass(slots=True)
+class LoadedTask:
+    """A validated task and where it came from (for error messages and reload diffs)."""
+
+    spec: TaskSpec
+    file: str  # as written relative to the config folder, e.g. "tasks/report.json"
+    index: int | None = None  # position in a list file
+    base_path: str = ""  # prefix for Issue paths: "" for one task per file, "[2]" in a list file
+    line: int | None = None  # where the task starts, when the format tells
+    display: str = field(default="")  # the file name for Issue.file (relative to the cwd)
+
+    def __post_init__(self) -> None:
+        if not self.display:
+            self.display = self.file
+
+    @property
+    def name(self) -> str:
+        assert self.spec.name is not None  # loaders always set it
+        return self.spec.name
+
+    def path(self, sub: str | int) -> str:
+        """An Issue path inside this task: `[2]` + `function_stack` -> `[2].function_stack`."""
+        return join_path(self.base_path, sub)
+
+
+def task_from_value(value: Any, file: str, base_path: str) -> tuple[TaskSpec | None, list[Issue]]:
+    """Validate one raw task object; return the spec (None if unusable) and every issue found."""
+    # Lenient: keep validating the good fields (cron, timezone, durations) after a bad one.
+    spec, issues = convert_struct(value, TaskSpec, file, base_path, lenient=True)
+    if spec is None:
+        return None, issues
+    where = lambda key: join_path(base_path, key)  # noqa: E731 - tiny local helper
+
+    schedule = spec.schedule
+    sched_path = where("schedule")
+    if isinstance(schedule, ScheduleSpec):
+        check_timezone(schedule.timezone, file, join_path(sched_path, "timezone"), issues)
+        for key in ("jitter", "misfire_grace"):
+            check_duration(getattr(schedule, key), file, join_path(sched_path, key), issues)
+        cron_text: str | None = schedule.cron_expression
+        cron_path = join_path(sched_path, "cron_expression")
+        if schedule.skip_if_running is not None and spec.overlap is not None:
+            implied = "skip" if schedule.skip_if_running else "allow"
+            if implied != spec.overlap:
+                issues.append(
+                    Issue(
+                        file,
+                        where("overlap"),
+                        f'overlap "{spec.overlap}" contradicts schedule.skip_if_running ='
+                        f" {str(schedule.skip_if_running).lower()}; set only one",
+                    )
+                )
+    else:
+        cron_text, cron_path = schedule, sched_path
+    if cron_text is not None:
+        try:
+            CronSchedule(cron_text, ZoneInfo("UTC"))  # validity does not depend on the zone
+        except ValueError as exc:
+            issues.append(Issue(file, cron_path, str(exc)))
+
+    for key in ("timeout", "jitter", "misfire_grace", "expect_success_within"):
+        check_duration(getattr(spec, key), file, where(key), issues)
+    if spec.retry is not None:
+        retry_path = where("retry")
+        if spec.retry.max_attempts < 1:
+            issues.append(Issue(file, join_path(retry_path, "max_attempts"), "must be at least 1"))
+        initial = check_duration(
+            spec.retry.initial_delay, file, join_path(retry_path, "initial_delay"), issues
+        )
+        ceiling = check_duration(
+            spec.retry.max_delay, file, join_path(retry_path, "max_delay"), issues
+        )
+        if initial is not None and ceiling is not None and initial > ceiling:
+            issues.append(
+                Issue(
+                    file, join_path(retry_path, "max_delay"), "must not be less than initial_delay"
+                )
+            )
+    if spec.name is not None and not spec.name.strip():
+        issues.append(Issue(file, where("name"), "must not be empty"))
+    errors = [i for i in issues if i.severity == "error"]
+    return (None if errors else spec), issues
+
+
+def _is_step(value: Any) -> bool:
+    return isinstance(value, dict) and "function" in value
+
+
+# (raw task value, start line) pairs, and whether they come from a list (indexed) file.
+_Located = list[tuple[Any, int | None]]
+
+
+def _shape(values: list[tuple[Any, int | None, list[int]]], file: str) -> tuple[_Located, bool]:
+    """Decide what a file's top-level values are: the raw tasks with their lines, and is-a-list.
+
+    A file holds one task, a list of tasks, several concatenated tasks, or (seed snippets pasted
+    verbatim) one or several step objects, which become one task whose function_stack they are.
+    """
+    if len(values) == 1 and isinstance(values[0][0], list):
+        items, line, item_lines = values[0]
+        if items and all(_is_step(v) for v in items):
+            return [({"function_stack": items}, line)], False
+        lines: list[int | None] = list(item_lines) if len(item_lines) == len(items) else []
+        return list(zip(items, lines or [None] * len(items), strict=True)), True
+    if all(_is_step(v) for v, _, _ in values):
+        return [({"function_stack": [v for v, _, _ in values]}, values[0][1])], False
+    return [(v, line) for v, line, _ in values], len(values) > 1
+
+
+def _read_values(
+    path: Path, display: str
+) -> tuple[list[tuple[Any, int | None, list[int]]], list[Issue]]:
+    """Parse a task file into its top-level values (with start lines where the format has them)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return [], [Issue(display, "", f"cannot read the file: {exc}")]
+    if path.suffix.lower() == ".toml":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            message, line, column = split_toml_error(exc)
+            return [], [Issue(display, "", message, line, column)]
+        # `[[task]]` (or `[task]`) holds the tasks; otherwise the whole file is one task.
+        if set(data) == {"task"} and isinstance(data["task"], list | dict):
+            tasks = data["task"]
+            if isinstance(tasks, dict):
+                return [(tasks, None, [])], []
+            return [(tasks, None, [])], []
+        return [(data, None, [])], []
+    try:
+        return [(v, line, items) for v, line, items in loads_jsonc_located(text)], []
+    except JsoncError as exc:
+        return [], [Issue(display, "", f"invalid JSON: {exc.message}", exc.line, exc.column)]
+
+
+def split_toml_error(exc: tomllib.TOMLDecodeError) -> tuple[str, int | None, int | None]:
+    """tomllib puts the position in the message: "Invalid value (at line 3, column 9)"."""
+    message = str(exc)
+    match = _TOML_AT.search(message)
+    if match is None:
+        return f"invalid TOML: {message}", None, None
+    text = message[: match.start()].rstrip()
+    return f"invalid TOML: {text}", int(match.group(1)), int(match.group(2))
+
+
+_TOML_AT = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+def load_task_file(
+    path: Path, display_name: str, *, file: str | None = None
+) -> tuple[list[LoadedTask], list[Issue]]:
+    """Load and validate every task of one file.
+
+    `display_name` names the file in issues (as the user would type it); `file` is the name
+    relative to the config folder kept on each LoadedTask (defaults to `display_name`). Every
+    problem of every task is reported; tasks with errors are left out of the result.
+    """
+    values, issues = _read_values(path, display_name)
+    if issues:
+        return [], issues
+    if not values:
+        return [], [Issue(display_name, "", "the file holds no task")]
+    located, is_list = _shape(values, display_name)
+    stem = path.stem
+    tasks: list[LoadedTask] = []
+    for index, (raw, line) in enumerate(located):
+        base = f"[{index}]" if is_list else ""
+        if isinstance(raw, dict) and "name" not in raw:
+            # A nameless task takes the file's name (stem[i] in a list file).
+            raw = {"name": f"{stem}[{index}]" if is_list else stem, **raw}
+        spec, problems = task_from_value(raw, display_name, base)
+        issues.extend(problems)
+        if spec is not None:
+            tasks.append(
+                LoadedTask(
+                    spec=spec,
+                    file=file or display_name,
+                    index=index if is_list else None,
+                    base_path=base,
+                    line=line,
+                    display=display_name,
+                )
+            )
+    return tasks, issues
