@@ -1,0 +1,289 @@
+"""Cache backends for the Data Caching step: in-process memory and Redis (values stored as JSON)."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+import redis.asyncio as aioredis
+from redis import exceptions as redis_errors
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from daemon.errors import CacheError
+
+Number = int | float
+
+
+def _dumps(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except TypeError as exc:
+        raise CacheError(f"cannot store value in the cache: {exc}") from None
+
+
+def _loads(raw: bytes | str | None) -> Any:
+    if raw is None:
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        # Written by another app as plain text: hand it back as the string it is.
+        return raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+
+
+def _check_by(by: Any) -> None:
+    if isinstance(by, bool) or not isinstance(by, int | float):
+        raise CacheError(f"increment amount must be a number, got {by!r:.80}")
+
+
+class Cache(ABC):
+    """What the Data Caching step needs; `ttl` is in seconds, None for no expiry."""
+
+    @abstractmethod
+    async def get(self, key: str) -> Any: ...
+
+    @abstractmethod
+    async def set(self, key: str, value: Any, ttl: float | None = None) -> None: ...
+
+    @abstractmethod
+    async def delete(self, key: str) -> int: ...
+
+    @abstractmethod
+    async def increment(self, key: str, by: Number = 1, ttl: float | None = None) -> Number:
+        """Add `by` (a missing key counts as 0); `ttl` applies only if the key has no expiry yet,
+        so a counter's window starts at its first increment."""
+
+    @abstractmethod
+    async def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    async def expire(self, key: str, ttl: float) -> bool:
+        """Set the key's time to live; False if the key does not exist."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+
+class MemoryCache(Cache):
+    """An in-process TTL map bounded to `max_entries` (least recently used evicted first).
+
+    Values are kept JSON-encoded, like in Redis, so a run mutating what it read cannot change
+    what the next run gets, and both backends accept exactly the same values.
+    """
+
+    def __init__(
+        self,
+        max_entries: int = 10000,
+        prefix: str = "",
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_entries = max_entries
+        self.prefix = prefix
+        self._clock = clock
+        # key -> (json bytes, deadline on `clock` or None)
+        self._data: OrderedDict[str, tuple[bytes, float | None]] = OrderedDict()
+
+    def _live(self, key: str) -> tuple[bytes, float | None] | None:
+        entry = self._data.get(self.prefix + key)
+        if entry is None:
+            return None
+        if entry[1] is not None and entry[1] <= self._clock():
+            del self._data[self.prefix + key]
+            return None
+        self._data.move_to_end(self.prefix + key)
+        return entry
+
+    def _store(self, key: str, raw: bytes, deadline: float | None) -> None:
+        full = self.prefix + key
+        self._data[full] = (raw, deadline)
+        self._data.move_to_end(full)
+        if len(self._data) > self.max_entries:
+            self._evict()
+
+    def _evict(self) -> None:
+        now = self._clock()
+        expired = [k for k, (_, d) in self._data.items() if d is not None and d <= now]
+        for k in expired:
+            del self._data[k]
+        while len(self._data) > self.max_entries:
+            self._data.popitem(last=False)
+
+    def _deadline(self, ttl: float | None) -> float | None:
+        return None if ttl is None else self._clock() + ttl
+
+    async def get(self, key: str) -> Any:
+        entry = self._live(key)
+        return None if entry is None else _loads(entry[0])
+
+    async def set(self, key: str, value: Any, ttl: float | None = None) -> None:
+        self._store(key, _dumps(value), self._deadline(ttl))
+
+    async def delete(self, key: str) -> int:
+        if self._live(key) is None:
+            return 0
+        del self._data[self.prefix + key]
+        return 1
+
+    async def increment(self, key: str, by: Number = 1, ttl: float | None = None) -> Number:
+        _check_by(by)
+        entry = self._live(key)
+        current: Any = 0 if entry is None else _loads(entry[0])
+        if isinstance(current, bool) or not isinstance(current, int | float):
+            raise CacheError(f'cannot increment "{key}": the stored value is not a number')
+        new: Number = current + by
+        deadline = entry[1] if entry is not None else None
+        if deadline is None and ttl is not None:
+            deadline = self._deadline(ttl)
+        self._store(key, _dumps(new), deadline)
+        return new
+
+    async def exists(self, key: str) -> bool:
+        return self._live(key) is not None
+
+    async def expire(self, key: str, ttl: float) -> bool:
+        entry = self._live(key)
+        if entry is None:
+            return False
+        self._store(key, entry[0], self._deadline(ttl))
+        return True
+
+    def ttl(self, key: str) -> float | None:
+        """Seconds left for a key (None: no expiry or missing); for tests and introspection."""
+        entry = self._live(key)
+        if entry is None or entry[1] is None:
+            return None
+        return entry[1] - self._clock()
+
+    async def close(self) -> None:
+        self._data.clear()
+
+
+def _describe(url: str) -> str:
+    """host:port/db of a Redis URL, never its password."""
+    try:
+        parts = urlsplit(url)
+        if parts.scheme == "unix":
+            return f"unix:{parts.path}"
+        return f"{parts.hostname or 'localhost'}:{parts.port or 6379}{parts.path or '/0'}"
+    except ValueError:
+        return "<invalid url>"
+
+
+class RedisCache(Cache):
+    """Redis through one `BlockingConnectionPool`: bursts wait for a connection instead of failing,
+    and a connection lost while Redis restarts is replaced on the next command."""
+
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "",
+        max_connections: int = 20,
+        *,
+        connect_timeout: float = 5.0,
+        pool_timeout: float = 10.0,
+    ) -> None:
+        self.prefix = prefix
+        self.where = _describe(url)
+        self._pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=pool_timeout,
+            socket_connect_timeout=connect_timeout,
+            health_check_interval=30,
+            # One immediate retry re-dials a pooled connection that went stale while Redis
+            # restarted; more would only stall a step while Redis is really down (the task's
+            # own retry policy decides what happens then).
+            retry=Retry(NoBackoff(), 1),
+        )
+        self._redis = aioredis.Redis(connection_pool=self._pool)
+
+    def _fail(self, op: str, key: str, exc: Exception) -> CacheError:
+        if isinstance(exc, redis_errors.ResponseError):
+            return CacheError(f'cache {op} "{key}" failed: {exc}')
+        return CacheError(f"cache unavailable: Redis at {self.where}: {exc}")
+
+    async def get(self, key: str) -> Any:
+        try:
+            raw = await self._redis.get(self.prefix + key)
+        except redis_errors.RedisError as exc:
+            raise self._fail("get", key, exc) from None
+        return _loads(raw)
+
+    async def set(self, key: str, value: Any, ttl: float | None = None) -> None:
+        raw = _dumps(value)
+        try:
+            await self._redis.set(self.prefix + key, raw, px=_ms(ttl))
+        except redis_errors.RedisError as exc:
+            raise self._fail("set", key, exc) from None
+
+    async def delete(self, key: str) -> int:
+        try:
+            return int(await self._redis.delete(self.prefix + key))
+        except redis_errors.RedisError as exc:
+            raise self._fail("delete", key, exc) from None
+
+    async def increment(self, key: str, by: Number = 1, ttl: float | None = None) -> Number:
+        _check_by(by)
+        full = self.prefix + key
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                if isinstance(by, int):
+                    pipe.incrby(full, by)
+                else:
+                    pipe.incrbyfloat(full, by)
+                if ttl is not None:
+                    pipe.pexpire(full, _ms(ttl) or 1, nx=True)
+                results = await pipe.execute()
+        except redis_errors.ResponseError as exc:
+            if "not an integer" in str(exc) or "not a valid float" in str(exc):
+                raise CacheError(
+                    f'cannot increment "{key}": the stored value is not a number'
+                ) from None
+            raise self._fail("increment", key, exc) from None
+        except redis_errors.RedisError as exc:
+            raise self._fail("increment", key, exc) from None
+        # INCRBY answers an int and INCRBYFLOAT a float (redis-py's response callbacks).
+        return results[0]
+
+    async def exists(self, key: str) -> bool:
+        try:
+            return bool(await self._redis.exists(self.prefix + key))
+        except redis_errors.RedisError as exc:
+            raise self._fail("exists", key, exc) from None
+
+    async def expire(self, key: str, ttl: float) -> bool:
+        try:
+            return bool(await self._redis.pexpire(self.prefix + key, _ms(ttl) or 1))
+        except redis_errors.RedisError as exc:
+            raise self._fail("expire", key, exc) from None
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+        await self._pool.disconnect()
+
+
+def _ms(ttl: float | None) -> int | None:
+    # Milliseconds so "500ms" works; at least 1 ms, since Redis rejects an expiry of 0.
+    return None if ttl is None else max(1, round(ttl * 1000))
+
+
+def create_cache(
+    url: str, *, prefix: str = "", max_entries: int = 10000, max_connections: int = 20
+) -> Cache:
+    """Open the cache named by `[cache] url`: `memory://` or `redis://` / `rediss://` / `unix://`."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme == "memory":
+        return MemoryCache(max_entries, prefix)
+    if scheme in ("redis", "rediss", "unix"):
+        return RedisCache(url, prefix, max_connections)
+    raise ValueError(
+        f'unsupported cache url "{_describe(url) if scheme else url}": '
+        'expected "memory://" or "redis://host:port/db"'
+    )

@@ -1,0 +1,27 @@
+"""Step types, one module per family; `build_registry()` collects them."""
+
+from __future__ import annotations
+
+from steps.base import Registry
+
+
+def build_registry() -> Registry:
+    """Every step type, by display name, snake_case id and aliases (built once, handed around)."""
+    # Imported here so importing `steps` (for the base types) does not pull in every family.
+    from steps.cache import CACHE_STEPS
+    from steps.control import CONTROL_STEPS
+    from steps.database import DATABASE_STEPS
+    from steps.http import HTTP_STEPS
+    from steps.math import MATH_STEPS
+    from steps.variables import VARIABLE_STEPS
+
+    return Registry(
+        (
+            *VARIABLE_STEPS,
+            *MATH_STEPS,
+            *CONTROL_STEPS,
+            *HTTP_STEPS,
+            *CACHE_STEPS,
+            *DATABASE_STEPS,
+        )
+    )

@@ -1,0 +1,49 @@
+"""Small value helpers shared by the step modules: JSON type names, text rendering, durations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from daemon.durations import parse_duration
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a value's type, for error messages a task author recognises."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list | tuple):
+        return "list"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def to_text(value: Any) -> str:
+    """Render any value as message text: strings as-is, everything else as JSON."""
+    if isinstance(value, str):
+        return value
+    try:
+        return orjson.dumps(value, default=str).decode()
+    except TypeError:
+        return str(value)
+
+
+def seconds(value: Any, what: str) -> float:
+    """Parse a run-time duration value; a bad one is a ValueError naming `what`."""
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(f"{what}: {exc}") from None
+
+
+def is_template(value: Any) -> bool:
+    """True when a literal field holds `{{ }}` and so can only be evaluated at run time."""
+    return isinstance(value, str) and "{{" in value
