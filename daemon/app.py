@@ -10,7 +10,7 @@ from pathlib import Path
 
 from daemon.cache import Cache, create_cache
 from daemon.compiler import CompiledTask, compile_tasks
-from daemon.config import Config, load_config
+from daemon.config import Config, display_path, load_config
 from daemon.context import Resources
 from daemon.datasources import DataSource, create_datasource
 from daemon.durations import parse_duration
@@ -72,7 +72,7 @@ async def open_datasources(
             unreachable[name] = str(exc)
             issues.append(
                 Issue(
-                    config.display_path,
+                    display_path(config.path),
                     f"datasources.{name}",
                     f"data source unreachable: {exc} (its tables and columns were not checked)",
                 )

@@ -72,7 +72,7 @@ async def _check(args: argparse.Namespace) -> int:
                 parse_from(args.from_, ZoneInfo("UTC"))
             except ValueError:
                 errors.append(Issue("--from", "", f"invalid time {args.from_!r} (use RFC 3339)"))
-        tasks_out = []
+        tasks_out: list[dict[str, Any]] = []
         for task in loaded.tasks:
             fires: list[str] = []
             if task.schedule is not None and not errors:

@@ -1,4 +1,4 @@
-"""Compiles validated task specs into runnable tasks: steps from the registry, templates to closures."""
+"""Compiles task specs into runnable tasks: steps from the registry, templates to closures."""
 
 from __future__ import annotations
 
@@ -302,7 +302,7 @@ def compile_task(
     from daemon.durations import parse_duration
 
     spec = loaded.spec
-    file = loaded.file
+    file = loaded.display or loaded.file
     base = loaded.base_path
     issues: list[Issue] = []
 
@@ -408,7 +408,7 @@ def compile_task(
         return None, issues
     task = CompiledTask(
         name=name,
-        file=file,
+        file=loaded.file,
         status=spec.status,
         description=spec.description,
         tags=list(spec.tags),

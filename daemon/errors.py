@@ -115,12 +115,14 @@ class StepTimeoutError(RunError, TimeoutError):
 class StepError(RunError):
     """Raised by Throw Error (with its own `type`) and by steps for invalid run-time input."""
 
-    def __init__(self, message: str, *, type_name: str = "StepError", step: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, type_name: str = "StepError", step: str | None = None
+    ) -> None:
         super().__init__(message, step=step)
         self.type_name = type_name
 
 
-class ReturnSignal(Exception):  # noqa: N818 - a control-flow signal, not an error
+class ReturnSignal(Exception):  # a control-flow signal, not an error
     """Raised by the Return step to end the stack with a value (not an error)."""
 
     def __init__(self, value: Any = None) -> None:

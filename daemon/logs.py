@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
+from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
@@ -21,9 +23,72 @@ def _orjson_dumps(obj: Any, **_: Any) -> str:
     return orjson.dumps(obj, default=str).decode()
 
 
-def configure(level: str = "info", fmt: str = "json", stream: TextIO | None = None) -> None:
-    """Configure structlog once per process. Keys: `ts level event` (+ `task run_id step`)."""
+class ReopenableFile:
+    """An append-mode log file that `reopen()` closes and opens again (after logrotate moved it)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._fh: TextIO | None = None
+        self.reopen()
+
+    def reopen(self) -> None:
+        with self._lock:
+            if self._fh is not None:
+                self._fh.close()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = self.path.open("a", encoding="utf-8", buffering=1)
+
+    def write(self, line: str) -> None:
+        with self._lock:
+            if self._fh is not None:
+                self._fh.write(line)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
+
+
+class _LineLogger:
+    """Writes each rendered event as one line to the stream and, when set, to the log file."""
+
+    def __init__(self, stream: TextIO, file: ReopenableFile | None) -> None:
+        self._stream = stream
+        self._file = file
+
+    def msg(self, message: str) -> None:
+        line = message + "\n"
+        try:
+            self._stream.write(line)
+            self._stream.flush()
+        except (OSError, ValueError):
+            pass  # stdout closed (journald restarting): the file, if any, still gets it
+        if self._file is not None:
+            self._file.write(line)
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = msg
+
+
+_file: ReopenableFile | None = None
+
+
+def configure(
+    level: str = "info", fmt: str = "json", stream: TextIO | None = None, file: str | None = None
+) -> None:
+    """Configure structlog for the process. Keys: `ts level event` (+ `task run_id step`).
+
+    `file`: also append every line to this file; `reopen()` reopens it (SIGHUP, logrotate).
+    Calling again replaces the previous configuration (a reload may change level or file).
+    """
+    global _file
     out = stream if stream is not None else sys.stdout
+    if _file is not None and (not file or Path(file) != _file.path):
+        _file.close()
+        _file = None
+    if file and _file is None:
+        _file = ReopenableFile(file)
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -35,9 +100,16 @@ def configure(level: str = "info", fmt: str = "json", stream: TextIO | None = No
         # Tracebacks as plain text without local variables: locals may hold secrets.
         processors.append(structlog.processors.format_exc_info)
         processors.append(structlog.processors.JSONRenderer(serializer=_orjson_dumps))
+    sink = _LineLogger(out, _file)
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
-        logger_factory=structlog.PrintLoggerFactory(file=out),
+        logger_factory=lambda *_: sink,
         cache_logger_on_first_use=False,
     )
+
+
+def reopen() -> None:
+    """Reopen the log file, if one is configured (after logrotate renamed it)."""
+    if _file is not None:
+        _file.reopen()

@@ -1,4 +1,4 @@
-"""Runs one task once: builds the run context, applies the timeout, runs on_failure, keeps the trace."""
+"""Runs a task once: run context, timeout, on_failure, and the step trace."""
 
 from __future__ import annotations
 

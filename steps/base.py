@@ -1,4 +1,4 @@
-"""The step contract: a validated spec, a compiled step with `run(ctx)`, and the compiler it is built with."""
+"""The step contract: a validated spec, a compiled step with `run(ctx)`, the compiler API."""
 
 from __future__ import annotations
 
