@@ -1,0 +1,82 @@
+"""Shared fixtures: a throwaway PostgreSQL database per test module, a SQLite file per test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import threading
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import pytest
+
+T = TypeVar("T")
+
+# A server where the test user may CREATE DATABASE; override for CI with CRONSTACK_TEST_PG.
+PG_ADMIN_URL = os.environ.get("CRONSTACK_TEST_PG", "postgresql://root@127.0.0.1:5432/postgres")
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion on a private loop in another thread.
+
+    Sync fixtures use this so they never touch the event loop pytest-asyncio gives each test.
+    """
+    result: list[T] = []
+    error: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(asyncio.run(coro))
+        except BaseException as exc:
+            error.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if error:
+        raise error[0]
+    return result[0]
+
+
+def _with_database(url: str, database: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{database}"
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    """URL of a fresh, empty PostgreSQL database, dropped when the test module ends."""
+    name = f"cronstack_test_{secrets.token_hex(4)}"
+    try:
+        run_sync(_admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.skip(f"PostgreSQL not available at {PG_ADMIN_URL}: {exc}")
+    try:
+        yield _with_database(PG_ADMIN_URL, name)
+    finally:
+        run_sync(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """URL of a SQLite file in the test's tmp_path (absolute form, `sqlite:////...`)."""
+    return f"sqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """Each test using this runs once on PostgreSQL and once on SQLite."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    return str(request.getfixturevalue("sqlite_url"))
