@@ -1,0 +1,743 @@
+"""The scheduler: one loop over a heap of next fire times, run policies, and run outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import os
+import random
+from collections import deque
+from collections.abc import Awaitable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+import structlog
+
+from daemon.clock import Clock, SystemClock
+from daemon.runner import CANCELLED, SUCCEEDED, RunResult, run_task, slot_id_for
+
+if TYPE_CHECKING:
+    from daemon.compiler import CompiledTask, RetryPolicy
+    from daemon.context import Resources
+    from daemon.cron import CronSchedule
+
+log = structlog.get_logger("cronstack.scheduler")
+
+SKIPPED = "skipped"
+MISSED = "missed"
+
+# Missed slots recorded one by one per task and wake-up; beyond that, one outcome says how many.
+# A laptop resuming after a week must not write 600,000 rows for an every-second task.
+MAX_MISSED_RECORDS = 100
+# Fires handled before the loop yields so that their runs start (lower lag in big batches).
+BATCH_CHUNK = 256
+
+
+class RunFn(Protocol):
+    """The signature of `daemon.runner.run_task`; tests inject a fake."""
+
+    def __call__(
+        self,
+        task: CompiledTask,
+        resources: Resources,
+        *,
+        trigger: str,
+        attempt: int,
+        scheduled_at: int | None,
+        run_id: str | None,
+        slot_id: str | None,
+        with_on_failure: bool,
+    ) -> Awaitable[RunResult]: ...
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How one fire (or one attempt of it) ended. `final` is false for attempts a retry follows."""
+
+    task: str
+    run_id: str
+    slot_id: str
+    status: str  # succeeded failed timed_out cancelled skipped missed
+    trigger: str  # schedule manual catch_up retry
+    attempt: int
+    scheduled_at: int  # ms since epoch
+    started_at: int | None  # ms; None when the fire never ran
+    finished_at: int | None
+    error: dict[str, Any] | None = None
+    reason: str | None = None
+    final: bool = True
+    result: RunResult | None = None  # the trace, for the history store
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "run_id": self.run_id,
+            "slot_id": self.slot_id,
+            "status": self.status,
+            "trigger": self.trigger,
+            "attempt": self.attempt,
+            "scheduled_at": self.scheduled_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration_ms": self.duration_ms,
+            "error": self.error,
+            "reason": self.reason,
+        }
+
+
+class RunRecorder(Protocol):
+    """Where outcomes go (logs now, the history store later). Must not block: enqueue and return."""
+
+    async def record(self, outcome: Outcome) -> None: ...
+
+
+class LogRecorder:
+    """The default recorder: one log event per outcome."""
+
+    async def record(self, outcome: Outcome) -> None:
+        if outcome.status == SKIPPED:
+            log.info("run_skipped", **outcome.fields())
+        elif outcome.status == MISSED:
+            log.warning("run_missed", **outcome.fields())
+        elif outcome.status == SUCCEEDED:
+            log.info("run_finished", **outcome.fields())
+        else:
+            log.warning("run_finished", **outcome.fields())
+
+
+class TaskLookupError(LookupError):
+    """A task name the scheduler does not know."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f'unknown task "{name}"')
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadPlan:
+    added: list[str]
+    changed: list[str]
+    removed: list[str]
+    unchanged: int
+
+
+@dataclass(slots=True, eq=False)
+class _TaskState:
+    """One task name: its current definition, where new runs get resources, its runs in flight."""
+
+    task: CompiledTask
+    resources: Resources
+    gen: int = 0
+    running: set[_Run] = field(default_factory=set)
+    queued: _Fire | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _Fire:
+    state: _TaskState
+    trigger: str
+    scheduled_ms: int
+    slot_id: str
+    run_id: str
+
+
+@dataclass(slots=True, eq=False)
+class _Run:
+    fire: _Fire
+    definition: CompiledTask  # runs finish on the definition they started with
+    resources: Resources
+    run_id: str
+    attempt: int = 1
+    trigger: str = "schedule"
+    cancel_reason: str | None = None
+    handle: asyncio.Task[None] | None = None
+
+
+_ID_PREFIX = os.urandom(8).hex()
+_ID_COUNTER = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+
+def _run_id() -> str:
+    """32 hex digits like a uuid4 hex, unique per process by a random prefix and a counter;
+    os.urandom per fire is the single largest cost of firing 10,000 tasks at once."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+def _ms(dt: datetime) -> int:
+    return int(dt.timestamp() * 1000)
+
+
+def backoff_delay(policy: RetryPolicy, attempt: int, rng: random.Random) -> float:
+    """Full jitter: the wait after failed attempt n is uniform(0, min(max, initial * 2**(n-1)))."""
+    cap = min(policy.max_delay, policy.initial_delay * (2 ** (attempt - 1)))
+    return rng.uniform(0.0, cap)
+
+
+class Scheduler:
+    """Fires compiled tasks on their cron schedules from a single loop (see `serve`)."""
+
+    # Epoch seconds of recently computed slots: many tasks share a slot, compute it once.
+    _ts: dict[datetime, float] = {}
+
+    def __init__(
+        self,
+        tasks: Sequence[CompiledTask],
+        resources: Resources,
+        *,
+        clock: Clock | None = None,
+        run: RunFn = run_task,
+        recorder: RunRecorder | None = None,
+        max_concurrent_runs: int | None = None,
+        rng: random.Random | None = None,
+        log_fires: bool = False,
+    ) -> None:
+        self.clock: Clock = clock or SystemClock()
+        self._run_fn = run
+        self.recorder: RunRecorder = recorder or LogRecorder()
+        self._rng = rng or random.Random()  # jitter and backoff, not security
+        self._limit = asyncio.Semaphore(max_concurrent_runs) if max_concurrent_runs else None
+        self._states: dict[str, _TaskState] = {t.name: _TaskState(t, resources) for t in tasks}
+        self._heap: list[tuple[float, int, _TaskState, int, datetime]] = []
+        self._seq = itertools.count()
+        self._wake = asyncio.Event()
+        self._manual: deque[_Fire] = deque()
+        self._runs: set[asyncio.Task[None]] = set()  # every task we started, until it ends
+        self._inflight: set[_Run] = set()  # runs, also of tasks a reload removed
+        self._stopping = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.armed = asyncio.Event()
+        self.fired = 0
+        self.log_fires = log_fires
+
+    # --- introspection --------------------------------------------------------------------------
+
+    @property
+    def task_count(self) -> int:
+        return len(self._states)
+
+    @property
+    def active_count(self) -> int:
+        return sum(1 for s in self._states.values() if self._schedulable(s.task))
+
+    @property
+    def running_count(self) -> int:
+        return len(self._inflight)
+
+    def tasks(self) -> list[CompiledTask]:
+        return [s.task for s in self._states.values()]
+
+    def next_fire(self, name: str) -> datetime | None:
+        """The next scheduled fire of a task (for status pages), or None."""
+        state = self._states.get(name)
+        best = None
+        for ts, _, st, gen, slot in self._heap:
+            if (
+                st is state
+                and state is not None
+                and gen == state.gen
+                and (best is None or ts < best[0])
+            ):
+                best = (ts, slot)
+        return best[1] if best else None
+
+    # --- heap -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _schedulable(task: CompiledTask) -> bool:
+        return task.status == "active" and task.schedule is not None
+
+    def _push(self, state: _TaskState, slot: datetime) -> None:
+        heapq.heappush(self._heap, (slot.timestamp(), next(self._seq), state, state.gen, slot))
+
+    def _arm(self, state: _TaskState, after: datetime, memo: dict[Any, datetime]) -> None:
+        if self._schedulable(state.task):
+            nxt = self._next(state.task.schedule, after, memo)  # type: ignore[arg-type]
+            if nxt is not None:
+                self._push(state, nxt)
+
+    @staticmethod
+    def _next(
+        schedule: CronSchedule, after: datetime, memo: dict[Any, datetime]
+    ) -> datetime | None:
+        # Tasks sharing an expression and timezone (10,000 `* * * * * *` tasks, many `@hourly`)
+        # share the computation within one batch.
+        key = (schedule.expression, schedule.tz.key, after)
+        found = memo.get(key)
+        if found is None:
+            try:
+                found = schedule.next_after(after)
+            except LookupError:
+                log.warning("schedule_exhausted", cron=schedule.expression)
+                return None
+            memo[key] = found
+            Scheduler._ts[found] = found.timestamp()
+        return found
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        """The scheduling loop: sleep until the earliest fire or a wake event, fire what is due.
+
+        Returns once `stop_firing` is called; runs in flight are the caller's to drain.
+        """
+        memo: dict[Any, datetime] = {}
+        now = self.clock.now()
+        for state in self._states.values():
+            self._arm(state, now, memo)
+        self.armed.set()
+        log.debug("scheduler_armed", tasks=len(self._states), heap=len(self._heap))
+        while not self._stopping:
+            self._wake.clear()
+            pending: list[Outcome] = []
+            while self._manual:
+                fire = self._manual.popleft()
+                if self._states.get(fire.state.task.name) is fire.state:
+                    self._start(fire.state, fire)
+            # The timer may fire early (uvloop: ~1 ms), so what is due is decided by the clock.
+            now = self.clock.now()
+            now_ts = now.timestamp()
+            if self._heap and self._heap[0][0] <= now_ts:
+                batch = []
+                while self._heap and self._heap[0][0] <= now_ts:
+                    batch.append(heapq.heappop(self._heap))
+                memo = {}
+                if len(Scheduler._ts) > 100_000:
+                    Scheduler._ts.clear()
+                for i, entry in enumerate(batch, 1):
+                    self._due(entry, now, memo, pending)
+                    if i % BATCH_CHUNK == 0:
+                        # Let the runs created so far start while the rest are prepared.
+                        await asyncio.sleep(0)
+                for outcome in pending:
+                    await self._record(outcome)
+                # Let the runs just created start before the loop looks at the heap again.
+                await asyncio.sleep(0)
+                continue
+            for outcome in pending:
+                await self._record(outcome)
+            deadline = self._heap[0][4] if self._heap else None
+            await self.clock.sleep_until(deadline, self._wake)
+
+    def _due(
+        self,
+        entry: tuple[float, int, _TaskState, int, datetime],
+        now: datetime,
+        memo: dict[Any, datetime],
+        pending: list[Outcome],
+    ) -> None:
+        ts, _, state, gen, slot = entry
+        if gen != state.gen or self._states.get(state.task.name) is not state:
+            return  # superseded by a reload
+        task = state.task
+        schedule = task.schedule
+        assert schedule is not None
+        grace = task.misfire_grace
+        now_ts = now.timestamp()
+        # The next slot always comes from this slot, never from now: no drift, no invented or
+        # repeated slot after a clock jump.
+        nxt = self._next(schedule, slot, memo)
+        if now_ts - ts <= grace and (nxt is None or self._ts[nxt] > now_ts):
+            if nxt is not None:
+                heapq.heappush(self._heap, (self._ts[nxt], next(self._seq), state, gen, nxt))
+            self._fire(state, slot, "schedule", pending, int(ts * 1000))
+            return
+        # Late: a blocked loop, a clock jump, a suspend. Slots later than the grace, and slots a
+        # later slot that is also due supersedes, do not run; they are recorded `missed`.
+        missed: list[tuple[datetime, str]] = []
+        latest_missed = slot
+        unrecorded = False
+        cur: datetime | None = slot
+        while cur is not None:
+            late = now_ts - cur.timestamp()
+            superseded = nxt is not None and nxt.timestamp() <= now_ts
+            if late <= grace and not superseded:
+                break
+            latest_missed = cur
+            if len(missed) < MAX_MISSED_RECORDS:
+                why = (
+                    f"fire was {late:.3f}s late (misfire_grace {grace:g}s)"
+                    if late > grace
+                    else "superseded by a later slot that is also due (the scheduler was late)"
+                )
+                missed.append((cur, why))
+            else:
+                unrecorded = True
+                if late > grace:
+                    # Leap to the first slot inside the grace instead of walking a week of them.
+                    leap = self._next(schedule, now - timedelta(seconds=grace), memo)
+                    if leap is not None and nxt is not None and leap > nxt:
+                        nxt = leap
+            cur = nxt
+            nxt = self._next(schedule, cur, memo) if cur is not None else None
+        if cur is not None and cur.timestamp() <= now_ts:
+            if nxt is not None:
+                self._push(state, nxt)
+            self._fire(state, cur, "schedule", pending)
+            ran = True
+        else:
+            if cur is not None:
+                self._push(state, cur)
+            ran = False
+        catch_up = task.catch_up
+        for i, (m, why) in enumerate(missed):
+            if catch_up == "all":
+                self._fire(state, m, "catch_up", pending)
+                continue
+            if catch_up == "latest" and not ran and m == latest_missed:
+                self._fire(state, m, "catch_up", pending)
+                continue
+            if unrecorded and i == len(missed) - 1:
+                why += f"; later slots up to {now.isoformat()} were missed too (not recorded)"
+            pending.append(self._never_ran(state, _ms(m), "schedule", MISSED, why))
+        if catch_up == "latest" and not ran and unrecorded:
+            self._fire(state, latest_missed, "catch_up", pending)
+
+    def _never_ran(
+        self, state: _TaskState, scheduled_ms: int, trigger: str, status: str, reason: str
+    ) -> Outcome:
+        name = state.task.name
+        return Outcome(
+            task=name,
+            run_id=_run_id(),
+            slot_id=slot_id_for(name, scheduled_ms),
+            status=status,
+            trigger=trigger,
+            attempt=1,
+            scheduled_at=scheduled_ms,
+            started_at=None,
+            finished_at=None,
+            reason=reason,
+        )
+
+    def _fire(
+        self,
+        state: _TaskState,
+        slot: datetime,
+        trigger: str,
+        pending: list[Outcome],
+        scheduled_ms: int | None = None,
+    ) -> None:
+        self.fired += 1
+        name = state.task.name
+        if scheduled_ms is None:
+            scheduled_ms = _ms(slot)
+        fire = _Fire(state, trigger, scheduled_ms, f"{name}@{scheduled_ms}", _run_id())
+        if self.log_fires:  # a structlog call per fire costs more than the fire itself
+            log.debug("fire", task=name, scheduled_at=scheduled_ms, trigger=trigger)
+        if state.running:
+            policy = state.task.overlap
+            if policy == "skip":
+                pending.append(
+                    self._skipped(fire, "overlap skip: the previous run is still running")
+                )
+                return
+            if policy == "queue":
+                if state.queued is None:
+                    state.queued = fire
+                    log.info("run_queued", task=name, scheduled_at=scheduled_ms)
+                else:
+                    pending.append(self._skipped(fire, "overlap queue: a run is already waiting"))
+                return
+            if policy == "replace":
+                for run in state.running:
+                    if run.handle is not None and run.cancel_reason is None:
+                        run.cancel_reason = "replaced by a newer fire (overlap replace)"
+                        run.handle.cancel()
+        self._start(state, fire)
+
+    def _skipped(self, fire: _Fire, reason: str) -> Outcome:
+        return Outcome(
+            task=fire.state.task.name,
+            run_id=fire.run_id,
+            slot_id=fire.slot_id,
+            status=SKIPPED,
+            trigger=fire.trigger,
+            attempt=1,
+            scheduled_at=fire.scheduled_ms,
+            started_at=None,
+            finished_at=None,
+            reason=reason,
+        )
+
+    def _start(self, state: _TaskState, fire: _Fire) -> None:
+        waits = [r.handle for r in state.running if r.cancel_reason is not None and r.handle]
+        run = _Run(fire, state.task, state.resources, fire.run_id, trigger=fire.trigger)
+        handle = asyncio.create_task(self._execute(run, waits), name=f"run:{state.task.name}")
+        run.handle = handle
+        state.running.add(run)
+        self._inflight.add(run)
+        self._runs.add(handle)
+        self._idle.clear()
+
+    @staticmethod
+    def _surface(handle: asyncio.Task[None]) -> None:
+        # `_execute` handles everything itself; anything arriving here is a scheduler bug.
+        if not handle.cancelled() and handle.exception() is not None:
+            log.error("run_task_crashed", exc_info=handle.exception())
+
+    # --- one fire, all its attempts -------------------------------------------------------------
+
+    async def _execute(self, run: _Run, waits: list[asyncio.Task[None]]) -> None:
+        fire = run.fire
+        task = run.definition
+        policy = task.retry
+        max_attempts = policy.max_attempts if policy else 1
+        try:
+            if waits:
+                # overlap replace: the cancelled run winds down (and is recorded) first.
+                await asyncio.wait(waits)
+            if task.jitter > 0 and fire.trigger != "manual":
+                await self.clock.sleep(self._rng.uniform(0.0, task.jitter))
+            while True:
+                last = run.attempt >= max_attempts
+                limit = self._limit
+                if limit is not None:
+                    await limit.acquire()
+                try:
+                    result = await self._run_fn(
+                        task,
+                        run.resources,
+                        trigger=run.trigger,
+                        attempt=run.attempt,
+                        scheduled_at=fire.scheduled_ms,
+                        run_id=run.run_id,
+                        slot_id=fire.slot_id,
+                        with_on_failure=last,
+                    )
+                finally:
+                    if limit is not None:
+                        limit.release()
+                final = last or result.status == SUCCEEDED
+                await self._record(self._from_result(result, final))
+                if final:
+                    return
+                assert policy is not None
+                delay = backoff_delay(policy, run.attempt, self._rng)
+                log.info(
+                    "retry_scheduled",
+                    task=task.name,
+                    run_id=result.run_id,
+                    attempt=run.attempt + 1,
+                    max_attempts=max_attempts,
+                    delay_s=round(delay, 3),
+                    status=result.status,
+                )
+                # The next attempt exists from now on: cancelled while waiting, it is recorded
+                # under its own run_id, not the failed attempt's.
+                run.attempt += 1
+                run.run_id = _run_id()
+                run.trigger = "retry"
+                await self.clock.sleep(delay)
+        except asyncio.CancelledError:
+            now = _ms(self.clock.now())
+            await self._record(
+                Outcome(
+                    task=task.name,
+                    run_id=run.run_id,
+                    slot_id=fire.slot_id,
+                    status=CANCELLED,
+                    trigger=run.trigger,
+                    attempt=run.attempt,
+                    scheduled_at=fire.scheduled_ms,
+                    started_at=None,
+                    finished_at=now,
+                    error={"type": "CancelledError", "message": "run cancelled", "step": None},
+                    reason=run.cancel_reason or "cancelled",
+                )
+            )
+            raise
+        except Exception as exc:
+            # A bug in the runner, not a step failure: still exactly one outcome for the fire.
+            log.exception("run_crashed", task=task.name, run_id=run.run_id)
+            now = _ms(self.clock.now())
+            await self._record(
+                Outcome(
+                    task=task.name,
+                    run_id=run.run_id,
+                    slot_id=fire.slot_id,
+                    status="failed",
+                    trigger=run.trigger,
+                    attempt=run.attempt,
+                    scheduled_at=fire.scheduled_ms,
+                    started_at=None,
+                    finished_at=now,
+                    error={"type": "InternalError", "message": repr(exc), "step": None},
+                )
+            )
+        finally:
+            self._finish(run)
+
+    def _finish(self, run: _Run) -> None:
+        state = run.fire.state
+        state.running.discard(run)
+        self._inflight.discard(run)
+        if run.handle is not None:
+            self._runs.discard(run.handle)
+        queued = state.queued
+        if queued is not None and not state.running:
+            state.queued = None
+            if self._stopping or self._states.get(state.task.name) is not state:
+                outcome = self._skipped(queued, "the daemon is stopping or the task was removed")
+                self._spawn_record(outcome)
+            else:
+                self._start(state, queued)
+        if not self._runs:
+            self._idle.set()
+
+    def _spawn_record(self, outcome: Outcome) -> None:
+        handle = asyncio.create_task(self._record(outcome))
+        self._runs.add(handle)
+        self._idle.clear()
+
+        def done(h: asyncio.Task[None]) -> None:
+            self._runs.discard(h)
+            if not self._runs:
+                self._idle.set()
+            self._surface(h)
+
+        handle.add_done_callback(done)
+
+    def _from_result(self, result: RunResult, final: bool) -> Outcome:
+        return Outcome(
+            task=result.task,
+            run_id=result.run_id,
+            slot_id=result.slot_id,
+            status=result.status,
+            trigger=result.trigger,
+            attempt=result.attempt,
+            scheduled_at=result.scheduled_at,
+            started_at=result.started_at,
+            finished_at=result.finished_at,
+            error=result.error,
+            final=final,
+            result=result,
+        )
+
+    async def _record(self, outcome: Outcome) -> None:
+        try:
+            await self.recorder.record(outcome)
+        except Exception:
+            log.exception("record_failed", task=outcome.task, run_id=outcome.run_id)
+
+    # --- control --------------------------------------------------------------------------------
+
+    def trigger(self, name: str) -> str:
+        """Run a task once now (admin "run now"); inactive tasks too. Returns the run_id.
+
+        A manual run ignores the overlap policy (someone asked for it) but counts as running for
+        scheduled fires, and waits for `max_concurrent_runs` like any other run.
+        """
+        state = self._states.get(name)
+        if state is None:
+            raise TaskLookupError(name)
+        if self._stopping:
+            raise RuntimeError("the scheduler is stopping")
+        run_id = _run_id()
+        self._manual.append(_Fire(state, "manual", _ms(self.clock.now()), run_id, run_id))
+        self._wake.set()
+        return run_id
+
+    async def update(self, tasks: Iterable[CompiledTask], resources: Resources) -> ReloadPlan:
+        """Swap in a new set of compiled tasks at once. Runs in flight keep their definition."""
+        new = {t.name: t for t in tasks}
+        added: list[str] = []
+        changed: list[str] = []
+        removed: list[str] = []
+        now = self.clock.now()
+        memo: dict[Any, datetime] = {}
+        outcomes: list[Outcome] = []
+        for name in list(self._states):
+            if name not in new:
+                state = self._states.pop(name)
+                state.gen += 1
+                removed.append(name)
+                if state.queued is not None:
+                    outcomes.append(self._skipped(state.queued, "the task was removed by a reload"))
+                    state.queued = None
+        unchanged = 0
+        for name, task in new.items():
+            existing = self._states.get(name)
+            if existing is None:
+                state = _TaskState(task, resources)
+                self._states[name] = state
+                added.append(name)
+                self._arm(state, now, memo)
+                continue
+            state = existing
+            state.resources = resources
+            if state.task.fingerprint != task.fingerprint:
+                state.task = task
+                state.gen += 1
+                changed.append(name)
+                self._arm(state, now, memo)
+            else:
+                # Same definition; the new object is compiled against the current schema.
+                state.task = task
+                unchanged += 1
+        for outcome in outcomes:
+            await self._record(outcome)
+        self._wake.set()
+        return ReloadPlan(sorted(added), sorted(changed), sorted(removed), unchanged)
+
+    async def wait_released(self, resources: Resources) -> None:
+        """Wait until no run in flight uses `resources` (after a reload replaced them)."""
+        while users := [r.handle for r in self._inflight if r.resources is resources and r.handle]:
+            await asyncio.wait(users)
+
+    def stop_firing(self) -> None:
+        """Stop the loop: no new fires. Runs in flight continue until drained or cancelled."""
+        self._stopping = True
+        self._wake.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    async def drain(self, timeout: float | None) -> bool:
+        """Wait up to `timeout` seconds for runs in flight; True when none is left."""
+        if not self._runs:
+            return True
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+        except TimeoutError:
+            return not self._runs
+        return True
+
+    async def cancel_all(self, reason: str = "shutdown") -> int:
+        """Cancel every run in flight (each recorded `cancelled`); returns how many."""
+        for state in list(self._states.values()):
+            if state.queued is not None:
+                self._spawn_record(self._skipped(state.queued, reason))
+                state.queued = None
+        cancelled = 0
+        for run in list(self._inflight):
+            if run.handle is not None and not run.handle.done():
+                run.cancel_reason = run.cancel_reason or reason
+                run.handle.cancel()
+                cancelled += 1
+        pending = [h for h in self._runs if not h.done()]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        return cancelled
+
+
+__all__ = [
+    "LogRecorder",
+    "Outcome",
+    "ReloadPlan",
+    "RunFn",
+    "RunRecorder",
+    "Scheduler",
+    "TaskLookupError",
+    "backoff_delay",
+]

@@ -1,0 +1,311 @@
+"""`cronstack run`: the process around the scheduler — signals, reload, shutdown, sd_notify."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import structlog
+
+from daemon import logs
+from daemon.app import Loaded, close_resources, load
+from daemon.context import Resources
+from daemon.durations import parse_duration
+from daemon.errors import ConfigError, Issue
+from daemon.scheduler import Scheduler
+from daemon.sdnotify import Notifier
+
+log = structlog.get_logger("cronstack.service")
+
+EXIT_OK = 0
+EXIT_INVALID = 2
+
+
+def _resource_config(loaded: Loaded) -> bytes:
+    """What the Resources object was built from: when equal, the open pools can be kept."""
+    spec = loaded.config.spec
+    return msgspec.json.encode([spec.datasources, spec.cache, spec.http])
+
+
+def _print_errors(issues: list[Issue]) -> None:
+    for issue in issues:
+        label = "warning" if issue.severity == "warning" else "error"
+        sys.stderr.write(f"{label}: {issue}\n")
+    sys.stderr.flush()
+
+
+class Service:
+    """One daemon process: owns the loaded config, the scheduler and the resources."""
+
+    def __init__(self, config_path: Path, env: dict[str, str] | None = None) -> None:
+        self.config_path = config_path
+        self.env = dict(os.environ if env is None else env)
+        self.notifier = Notifier(self.env)
+        self.loaded: Loaded | None = None
+        self.resources: Resources | None = None
+        self.scheduler: Scheduler | None = None
+        self._wake = asyncio.Event()
+        self._reload_requested = False
+        self._stop_signals = 0
+        self._force = asyncio.Event()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._retired: list[Resources] = []
+        self.reloads = 0
+
+    # --- signals: flags only; the control loop acts ---------------------------------------------
+
+    def _on_hup(self) -> None:
+        self._reload_requested = True
+        self._wake.set()
+
+    def _on_stop(self) -> None:
+        self._stop_signals += 1
+        if self._stop_signals > 1:
+            self._force.set()
+        self._wake.set()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        self._background.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._background.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("background_task_failed", name=name, exc_info=t.exception())
+
+        task.add_done_callback(done)
+        return task
+
+    def _status(self) -> str:
+        s = self.scheduler
+        if s is None:
+            return "starting"
+        return f"{s.active_count} active tasks of {s.task_count}, {s.running_count} running"
+
+    # --- start ----------------------------------------------------------------------------------
+
+    async def _load(self) -> tuple[Loaded | None, list[Issue]]:
+        try:
+            loaded = await load(self.config_path, self.env)
+        except ConfigError as exc:
+            return None, exc.issues
+        if loaded.errors:
+            await close_resources(loaded.resources)
+            return None, loaded.issues
+        return loaded, loaded.issues
+
+    def _configure_logs(self, loaded: Loaded) -> None:
+        spec = loaded.config.spec.log
+        file = str(loaded.config.resolve(spec.file)) if spec.file else None
+        logs.configure(level=spec.level, fmt=spec.format, file=file)
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(_loop_exception)
+        loaded, issues = await self._load()
+        if loaded is None:
+            errors = [i for i in issues if i.severity == "error"]
+            _print_errors(issues)
+            log.error("config_invalid", errors=[str(i) for i in errors], path=str(self.config_path))
+            return EXIT_INVALID
+        self._configure_logs(loaded)
+        for warning in loaded.warnings:
+            log.warning("config_warning", message=str(warning))
+        self.loaded = loaded
+        self.resources = loaded.resources
+        daemon_spec = loaded.config.spec.daemon
+        self.shutdown_timeout = parse_duration(daemon_spec.shutdown_timeout)
+        self.scheduler = Scheduler(
+            loaded.tasks,
+            loaded.resources,
+            max_concurrent_runs=daemon_spec.max_concurrent_runs,
+            log_fires=loaded.config.spec.log.level == "debug",
+        )
+        serve = self._spawn(self.scheduler.serve(), "scheduler")
+        for sig, handler in (
+            (signal.SIGHUP, self._on_hup),
+            (signal.SIGTERM, self._on_stop),
+            (signal.SIGINT, self._on_stop),
+        ):
+            loop.add_signal_handler(sig, handler)
+        try:
+            await self.scheduler.armed.wait()
+            log.info(
+                "started",
+                tasks=self.scheduler.task_count,
+                active=self.scheduler.active_count,
+                config=str(self.config_path),
+                pid=os.getpid(),
+                loop=type(loop).__module__,
+            )
+            self.notifier.ready(self._status())
+            if self.notifier.watchdog_interval:
+                self._spawn(self._watchdog(self.notifier.watchdog_interval), "watchdog")
+            await self._control()
+            return await self._shutdown(serve)
+        finally:
+            for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            self.notifier.close()
+
+    async def _watchdog(self, interval: float) -> None:
+        # Sent from the event loop itself: a loop blocked for longer misses it, as it should.
+        last = ""
+        while True:
+            self.notifier.watchdog()
+            status = self._status()
+            if status != last:
+                self.notifier.status(status)
+                last = status
+            await asyncio.sleep(interval)
+
+    async def _control(self) -> None:
+        """Act on signals one at a time; a burst of SIGHUPs coalesces into consecutive reloads
+        of whatever the files say by then, ending in one consistent state."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._stop_signals:
+                return
+            if self._reload_requested:
+                self._reload_requested = False
+                await self.reload()
+
+    # --- reload ---------------------------------------------------------------------------------
+
+    async def reload(self) -> bool:
+        """Load, validate and compile everything; swap only if all of it is valid."""
+        assert self.scheduler is not None and self.loaded is not None
+        assert self.resources is not None
+        self.notifier.reloading()
+        logs.reopen()
+        self.reloads += 1
+        try:
+            new, issues = await self._load()
+        except Exception as exc:  # an unexpected loader failure must not kill a running daemon
+            log.exception("reload_failed")
+            new, issues = None, [Issue(str(self.config_path), "", f"reload failed: {exc}")]
+        if new is None:
+            errors = [str(i) for i in issues if i.severity == "error"]
+            log.error("reload_rejected", errors=errors, kept_tasks=self.scheduler.task_count)
+            self.notifier.ready(self._status())
+            return False
+        self._configure_logs(new)
+        self.scheduler.log_fires = new.config.spec.log.level == "debug"
+        for warning in new.warnings:
+            log.warning("config_warning", message=str(warning))
+        old_resources = self.resources
+        if _resource_config(new) == _resource_config(self.loaded):
+            # Same pools and sessions: keep the open ones (tasks only need the Resources object
+            # at run time); the just-opened duplicates go.
+            await close_resources(new.resources)
+            resources = old_resources
+        else:
+            resources = new.resources
+        plan = await self.scheduler.update(new.tasks, resources)
+        self.loaded = new
+        self.resources = resources
+        daemon_spec = new.config.spec.daemon
+        self.shutdown_timeout = parse_duration(daemon_spec.shutdown_timeout)
+        if resources is not old_resources:
+            self._retired.append(old_resources)
+            self._spawn(self._retire(old_resources), "retire-resources")
+        log.info(
+            "reload",
+            added=plan.added,
+            changed=plan.changed,
+            removed=plan.removed,
+            unchanged=plan.unchanged,
+            tasks=self.scheduler.task_count,
+            resources="reopened" if resources is not old_resources else "kept",
+        )
+        self.notifier.ready(self._status())
+        return True
+
+    async def _retire(self, resources: Resources) -> None:
+        """Close replaced resources once the runs that started with them have finished."""
+        assert self.scheduler is not None
+        await self.scheduler.wait_released(resources)
+        if resources in self._retired:
+            self._retired.remove(resources)
+            await close_resources(resources)
+
+    # --- shutdown -------------------------------------------------------------------------------
+
+    async def _shutdown(self, serve: asyncio.Task[Any]) -> int:
+        assert self.scheduler is not None
+        scheduler = self.scheduler
+        self.notifier.stopping(self._status())
+        in_flight = scheduler.running_count
+        log.info("shutdown_started", running=in_flight, timeout_s=self.shutdown_timeout)
+        scheduler.stop_firing()
+        await serve
+        # A second SIGTERM/SIGINT during the drain stops at once.
+        drained = await _first(scheduler.drain(self.shutdown_timeout), self._force.wait())
+        cancelled = 0
+        if not drained:
+            cancelled = await scheduler.cancel_all("shutdown")
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        # Reverse order of opening: the newest resources first, then those kept from the start.
+        closing = [*(r for r in self._retired if r is not self.resources)]
+        if self.resources is not None:
+            closing.insert(0, self.resources)
+        for resources in closing:
+            await close_resources(resources)
+        log.info(
+            "shutdown",
+            finished=in_flight - cancelled,
+            cancelled=cancelled,
+            forced=self._force.is_set(),
+        )
+        return EXIT_OK
+
+
+async def _first(drain: Coroutine[Any, Any, bool], *others: Coroutine[Any, Any, Any]) -> bool:
+    """Run `drain` until it or any of `others` finishes; True only if the drain completed."""
+    drain_task = asyncio.ensure_future(drain)
+    rest = [asyncio.ensure_future(o) for o in others]
+    try:
+        await asyncio.wait([drain_task, *rest], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in [drain_task, *rest]:
+            if not t.done():
+                t.cancel()
+        await asyncio.gather(drain_task, *rest, return_exceptions=True)
+    return drain_task.done() and not drain_task.cancelled() and drain_task.result() is True
+
+
+def _loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    # Keep stdout JSON-only: route asyncio's own complaints through structlog.
+    exc = context.get("exception")
+    log.error("loop_exception", message=context.get("message"), exc_info=exc)
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if os.environ.get("CRONSTACK_LOOP", "") == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def main(args: argparse.Namespace) -> int:
+    """Entry point of `cronstack run`: JSON logs on stdout, exit 0 after a clean shutdown."""
+    from daemon.config import resolve_config_path
+
+    logs.configure(level="info", fmt="json")
+    path = resolve_config_path(getattr(args, "config", None), os.environ)
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        return runner.run(Service(path).run())
