@@ -459,10 +459,9 @@ def compile_tasks(
     configured_datasources: Iterable[str],
     default_datasource: str | None,
 ) -> tuple[list[CompiledTask], list[Issue]]:
-    """Compile every task, collecting every issue; duplicate names are errors."""
+    """Compile every task, collecting every issue (duplicate names were refused when loading)."""
     tasks: list[CompiledTask] = []
     issues: list[Issue] = []
-    seen: dict[str, str] = {}
     configured = list(configured_datasources)
     for item in loaded:
         task, found = compile_task(
@@ -474,17 +473,6 @@ def compile_tasks(
             default_datasource=default_datasource,
         )
         issues.extend(found)
-        name = item.spec.name or ""
-        if name in seen:
-            issues.append(
-                Issue(
-                    item.file,
-                    f"{item.base_path}.name" if item.base_path else "name",
-                    f'duplicate task name "{name}" (also in {seen[name]})',
-                )
-            )
-            continue
-        seen[name] = item.file
         if task is not None:
             tasks.append(task)
     return tasks, issues

@@ -260,6 +260,21 @@ def _relative_to(path: Path, base: Path) -> str:
 
 def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> Config:
     """Load config.toml and every task file; raise ConfigError listing every problem found."""
+    config, errors = read_config(path, env)
+    if errors:
+        raise ConfigError(errors)
+    return config
+
+
+def read_config(
+    path: Path | str, env: Mapping[str, str] | None = None
+) -> tuple[Config, list[Issue]]:
+    """Load config.toml and every task file, keeping the tasks that loaded cleanly.
+
+    Raises ConfigError only when config.toml cannot be read or parsed. Otherwise returns the
+    config (invalid settings fall back to their defaults) and every error found in it and in the
+    task files, so a caller can still compile the good tasks and report every problem at once.
+    """
     env = os.environ if env is None else env
     given = Path(path)
     file = display_path(given)
@@ -313,8 +328,10 @@ def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> Confi
         issues.extend(task_issues)
 
     seen: dict[str, LoadedTask] = {}
+    good: list[LoadedTask] = []
     for task in tasks:
         previous = seen.get(task.name)
+        ok = previous is None
         if previous is not None:
             where = previous.display + (f" {previous.base_path}" if previous.base_path else "")
             issues.append(
@@ -327,19 +344,12 @@ def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> Confi
             )
         else:
             seen[task.name] = task
-        source = task.spec.data_source
-        if source is not None and source not in spec.datasources:
-            issues.append(
-                Issue(
-                    task.display,
-                    task.path("data_source"),
-                    _unknown_source(source, spec.datasources),
-                    task.line if task.index is not None else None,
-                )
-            )
+        # A task's data_source is checked by the compiler, which also knows the one-source
+        # fallback for the seed's "primary_database".
+        if ok:
+            good.append(task)
 
     errors = [i for i in issues if i.severity == "error"]
-    if errors:
-        raise ConfigError(errors)
     warnings = [i for i in issues if i.severity != "error"]
-    return Config(path=absolute, base_dir=base_dir, spec=spec, tasks=tasks, warnings=warnings)
+    config = Config(path=absolute, base_dir=base_dir, spec=spec, tasks=good, warnings=warnings)
+    return config, errors
