@@ -25,6 +25,8 @@ class Issue:
                 where += f":{self.column}"
         if self.path:
             where += f": {self.path}"
+        if self.line is None and self.column is not None:
+            return f"{where}: {self.message} (column {self.column} of the expression)"
         return f"{where}: {self.message}"
 
     def as_json(self) -> dict[str, Any]:

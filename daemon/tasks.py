@@ -140,7 +140,9 @@ class LoadedTask:
 
 
 def task_from_value(value: Any, file: str, base_path: str) -> tuple[TaskSpec | None, list[Issue]]:
-    """Validate one raw task object; return the spec (None if unusable) and every issue found."""
+    """Validate one raw task object; return the spec (None if it could not be decoded) and every
+    issue found. A spec with envelope errors is still returned so the compiler can report its
+    steps' problems too ("all errors in one run"); the errors keep it from ever running."""
     # Lenient: keep validating the good fields (cron, timezone, durations) after a bad one.
     spec, issues = convert_struct(value, TaskSpec, file, base_path, lenient=True)
     if spec is None:
@@ -194,8 +196,7 @@ def task_from_value(value: Any, file: str, base_path: str) -> tuple[TaskSpec | N
             )
     if spec.name is not None and not spec.name.strip():
         issues.append(Issue(file, where("name"), "must not be empty"))
-    errors = [i for i in issues if i.severity == "error"]
-    return (None if errors else spec), issues
+    return spec, issues
 
 
 def _is_step(value: Any) -> bool:

@@ -96,8 +96,9 @@ def test_list_file_names_and_paths(tmp_path: Path) -> None:
         '[\n  {"schedule": "0 9 * * *"},\n  {"schedule": "@daily"},\n'
         '  {"name": "x", "schedule": {"cron_expression": "bad"}}\n]',
     )
-    assert [t.name for t in tasks] == ["jobs[0]", "jobs[1]"]
-    assert [(t.index, t.base_path, t.line) for t in tasks] == [(0, "[0]", 2), (1, "[1]", 3)]
+    # A task with envelope errors is still returned, so its steps get checked too.
+    assert [t.name for t in tasks] == ["jobs[0]", "jobs[1]", "x"]
+    assert [(t.index, t.base_path, t.line) for t in tasks[:2]] == [(0, "[0]", 2), (1, "[1]", 3)]
     assert len(issues) == 1
     assert issues[0].startswith("tasks/jobs.json: [2].schedule.cron_expression: invalid cron")
 
@@ -134,11 +135,11 @@ def test_every_issue_of_a_task_is_reported(tmp_path: Path) -> None:
 
 
 def test_one_bad_task_does_not_hide_others(tmp_path: Path) -> None:
-    """In a list file each task is decoded on its own."""
+    """In a list file each task is decoded on its own; each one's unknown keys are reported."""
     tasks, issues = load(
         tmp_path, "many.json", '[{"name": "a", "x": 1}, {"name": "b"}, {"name": "c", "y": 2}]'
     )
-    assert [t.name for t in tasks] == ["b"]
+    assert [t.name for t in tasks] == ["a", "b", "c"]
     assert issues == [
         'tasks/many.json: [0].x: unknown key "x"',
         'tasks/many.json: [2].y: unknown key "y"',
