@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.cache import Cache, create_cache
 from daemon.compiler import CompiledTask, compile_tasks
-from daemon.config import Config, display_path, load_config
+from daemon.config import Config, display_path, read_config
 from daemon.context import Resources
 from daemon.datasources import DataSource, create_datasource
 from daemon.durations import parse_duration
 from daemon.errors import ConfigError, Issue
 from daemon.httpclient import HttpClient
+from daemon.secrets import SECRETS
 from steps import build_registry
 
 
@@ -63,12 +65,14 @@ async def open_datasources(
     unreachable: dict[str, str] = {}
     issues: list[Issue] = []
     for name in config.spec.datasources:
-        ds = _datasource_for(config, name)
+        ds: DataSource | None = None
         try:
+            ds = _datasource_for(config, name)
             await ds.open()
         except Exception as exc:
-            with contextlib.suppress(Exception):
-                await ds.close()
+            if ds is not None:
+                with contextlib.suppress(Exception):
+                    await ds.close()
             unreachable[name] = str(exc)
             issues.append(
                 Issue(
@@ -96,7 +100,33 @@ def make_http(config: Config) -> HttpClient:
         max_connections_per_host=http.max_connections_per_host,
         user_agent=http.user_agent,
         max_response_bytes=http.max_response_bytes,
+        proxy=http.proxy,
+        block_private_networks=http.block_private_networks,
+        allow_hosts=http.allow_hosts,
+        follow_redirects=http.follow_redirects,
     )
+
+
+# The `{{env.NAME}}` references config.toml may hold (substituted by daemon.config).
+_ENV_REF = re.compile(r"\{\{\s*env\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+def register_config_secrets(config: Config, env: Mapping[str, str]) -> None:
+    """Track the config's secret values: URL passwords (data sources, cache, proxy), the
+    admin token, and every env value the config file substitutes."""
+    spec = config.spec
+    for ds in spec.datasources.values():
+        SECRETS.add_url(ds.url)
+    SECRETS.add_url(spec.cache.url)
+    if spec.http.proxy:
+        SECRETS.add_url(spec.http.proxy)
+    SECRETS.add(env.get(spec.admin.token_env))
+    try:
+        text = config.path.read_text(encoding="utf-8")
+    except OSError:
+        return
+    for name in _ENV_REF.findall(text):
+        SECRETS.add_env_value(env.get(name))
 
 
 def make_cache(config: Config) -> Cache:
@@ -107,16 +137,24 @@ def make_cache(config: Config) -> Cache:
 
 
 async def load(path: str | Path, env: Mapping[str, str] | None = None) -> Loaded:
-    """Load, open and compile. Raises ConfigError only when the config itself cannot be read;
-    task and data source problems are returned in `Loaded.issues` so every one is reported."""
+    """Load, open and compile. Raises ConfigError only when config.toml cannot be read or
+    parsed; every other problem (config settings, task files, data sources, compiling) is
+    returned in `Loaded.issues`, tasks with errors left out, so all are reported together."""
     env = dict(os.environ if env is None else env)
-    config = load_config(path, env)
+    config, load_errors = read_config(path, env)
+    register_config_secrets(config, env)
+    try:
+        http, cache = make_http(config), make_cache(config)
+    except ValueError:
+        if not load_errors:
+            raise
+        http, cache = None, None  # their settings are among load_errors; nothing will run
     datasources, unreachable, issues = await open_datasources(config)
     resources = Resources(
         datasources=datasources,
         default_datasource=default_datasource(config),
-        http=make_http(config),
-        cache=make_cache(config),
+        http=http,
+        cache=cache,
         env=env,
     )
     tasks, task_issues = compile_tasks(
@@ -127,7 +165,8 @@ async def load(path: str | Path, env: Mapping[str, str] | None = None) -> Loaded
         configured_datasources=list(config.spec.datasources),
         default_datasource=resources.default_datasource,
     )
-    issues = [*config.warnings, *issues, *task_issues]
+    # The loader and the compiler both look at schedules and durations: report each once.
+    issues = list(dict.fromkeys([*load_errors, *config.warnings, *issues, *task_issues]))
     return Loaded(config, tasks, issues, resources, unreachable)
 
 

@@ -14,6 +14,7 @@ import orjson
 
 from daemon import logs
 from daemon.errors import ConfigError, Issue
+from daemon.secrets import mask, mask_value
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -154,14 +155,17 @@ async def _trigger(args: argparse.Namespace) -> int:
         result = await run_task(task, loaded.resources, trigger="manual")
         steps = [r.as_dict() for r in result.trace]
         if args.json:
+            # Masked as a whole: the last line of defence for anything the run saw.
             _print_json(
-                {
-                    "task": result.task,
-                    "run_id": result.run_id,
-                    "status": result.status,
-                    "error": result.error,
-                    "steps": steps,
-                }
+                mask_value(
+                    {
+                        "task": result.task,
+                        "run_id": result.run_id,
+                        "status": result.status,
+                        "error": result.error,
+                        "steps": steps,
+                    }
+                )
             )
         else:
             for s in steps:
@@ -171,7 +175,10 @@ async def _trigger(args: argparse.Namespace) -> int:
             print(f"{result.task} {result.run_id}: {result.status} in {result.duration_ms} ms")
             if result.error:
                 e = result.error
-                print(f"error: {e['type']}: {e['message']} (at {e.get('step')})", file=sys.stderr)
+                print(
+                    mask(f"error: {e['type']}: {e['message']} (at {e.get('step')})"),
+                    file=sys.stderr,
+                )
         return EXIT_OK if result.status == "succeeded" else EXIT_FAILED
     finally:
         await close_resources(loaded.resources)

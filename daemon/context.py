@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from daemon.errors import ExpressionError, ReturnSignal, RunError, StepError
+from daemon.secrets import SecretEnv, mask_value
 
 if TYPE_CHECKING:
     from daemon.cache import Cache
@@ -55,14 +56,24 @@ class TaskInfo:
 class StepRecord:
     """One entry of the step trace, appended when the step starts and completed when it ends."""
 
-    __slots__ = ("duration_ms", "function", "output", "path", "status")
+    __slots__ = ("_output", "duration_ms", "function", "path", "status")
 
     def __init__(self, path: str, function: str) -> None:
         self.path = path
         self.function = function
         self.status = "running"
         self.duration_ms = 0.0
-        self.output: Any = None
+        self._output: Any = None
+
+    @property
+    def output(self) -> Any:
+        """The step's result with secrets masked: masked when read (history, summaries), not
+        when set, so the hot path stays free and secrets seen later in the run count too."""
+        return mask_value(self._output)
+
+    @output.setter
+    def output(self, value: Any) -> None:
+        self._output = value
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -148,7 +159,8 @@ class RunContext:
         if name == "task":
             return self.task.as_dict()
         if name == "env":
-            return self.resources.env
+            # Values read through `env` become secrets: masked in logs, traces and errors.
+            return SecretEnv(self.resources.env)
         if name in ("current_date", "start_of_day", "end_of_day"):
             local = datetime.fromtimestamp(self.started_ms / 1000, self.tz)
             if name == "current_date":
@@ -219,7 +231,7 @@ class RunContext:
         finally:
             record.duration_ms = (time.perf_counter() - start) * 1000
         record.status = "succeeded"
-        record.output = value
+        record._output = value
         if step.return_variable:
             self.scope[step.return_variable] = value
         return value

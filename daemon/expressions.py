@@ -1362,6 +1362,23 @@ def compile_template(text: str) -> Template:
     )
 
 
+def template_parts(text: str) -> list[str | Callable[[Any], Any]]:
+    """A template's literal text and compiled `{{ }}` parts, in order: for callers that treat
+    each inserted value by where it lands (URL encoding per component)."""
+    parts: list[str | Callable[[Any], Any]] = []
+    pos = 0
+    start = text.find("{{")
+    while start >= 0:
+        if start > pos:
+            parts.append(text[pos:start])
+        node, _refs, pos = _parse(text, start + 2, in_template=True)
+        parts.append(node.fn)
+        start = text.find("{{", pos)
+    if pos < len(text):
+        parts.append(text[pos:])
+    return parts
+
+
 def _text_evaluator(pieces: list[str | _Node]) -> Callable[[Any], Any]:
     # Render constants now and merge neighbouring text, leaving only the dynamic parts.
     merged: list[str | _Fn] = []

@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import random
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from daemon.errors import HttpError, StepTimeoutError
+from daemon.netguard import GuardedResolver, NetworkPolicy, blocked_cause
+from daemon.secrets import SECRETS
 
 _READ_CHUNK = 64 * 1024
+MAX_REDIRECTS = 10
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# Dropped when a redirect leaves the origin: credentials are for the host they were sent to.
+_ORIGIN_HEADERS = ("authorization", "cookie", "proxy-authorization")
+
+
+class HttpConnectionError(HttpError):
+    """The request never got a response: refused, reset, DNS failure (retryable)."""
 
 
 @dataclass(slots=True)
@@ -28,10 +40,10 @@ class HttpResponse:
         return {"status": self.status, "headers": self.headers, "body": self.body}
 
 
-def safe_url(url: str) -> str:
+def safe_url(url: str | URL) -> str:
     """The URL without credentials or query string, for messages that end up in logs and history."""
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(str(url))
     except ValueError:
         return "<invalid url>"
     host = parts.hostname or ""
@@ -54,8 +66,9 @@ def is_json_type(content_type: str) -> bool:
 class HttpClient:
     """One aiohttp session shared by every run, created lazily inside the running loop.
 
-    `request` raises HttpError for connection failures and oversized bodies and
-    StepTimeoutError when `timeout` (or the client default) expires; any status is returned.
+    `request` raises HttpError for connection failures, blocked destinations and oversized
+    bodies, and StepTimeoutError when `timeout` (or the client default) expires; any status is
+    returned. Redirects are followed here, hop by hop, so the guard sees every destination.
     """
 
     def __init__(
@@ -67,6 +80,13 @@ class HttpClient:
         max_connections_per_host: int = 0,
         user_agent: str = "cronstack/0.1",
         max_response_bytes: int = 10 * 1024 * 1024,
+        proxy: str | None = None,
+        block_private_networks: bool = True,
+        allow_hosts: Iterable[str] = (),
+        follow_redirects: bool = True,
+        resolver_overrides: Mapping[str, Sequence[str]] | None = None,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        rand: Callable[[], float] = random.random,
     ) -> None:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
@@ -74,15 +94,36 @@ class HttpClient:
         self.max_connections_per_host = max_connections_per_host
         self.user_agent = user_agent
         self.max_response_bytes = max_response_bytes
+        self.proxy = proxy or None
+        self.follow_redirects = follow_redirects
+        self.policy = NetworkPolicy.build(block_private_networks, allow_hosts)
+        self.resolver_overrides = dict(resolver_overrides or {})
+        self._proxy_key: tuple[str, int] | None = None
+        if self.proxy:
+            SECRETS.add_url(self.proxy)
+            purl = URL(self.proxy)
+            self._proxy_key = ((purl.host or "").lower(), purl.port or 80)
+        # Retry backoff goes through these, so tests can observe delays instead of sleeping.
+        self.sleep = sleep
+        self.random = rand
+        self._cleared: set[tuple[str, int]] = set()
         self._session: aiohttp.ClientSession | None = None
+        self._resolver: GuardedResolver | None = None
 
     def _get_session(self) -> aiohttp.ClientSession:
         # Created on first use rather than in __init__: aiohttp binds the session to the loop
         # that is running when it is made, and config is loaded before the loop starts.
         session = self._session
         if session is None or session.closed:
+            self._resolver = GuardedResolver(
+                self.policy,
+                self.resolver_overrides,
+                exempt=[self._proxy_key] if self._proxy_key else (),
+            )
             connector = aiohttp.TCPConnector(
-                limit=self.max_connections, limit_per_host=self.max_connections_per_host
+                limit=self.max_connections,
+                limit_per_host=self.max_connections_per_host,
+                resolver=self._resolver,
             )
             session = aiohttp.ClientSession(
                 connector=connector,
@@ -92,14 +133,43 @@ class HttpClient:
                 headers={"User-Agent": self.user_agent},
                 # Responses are parsed by us (orjson), and cookies must not leak between tasks.
                 cookie_jar=aiohttp.DummyCookieJar(),
+                proxy=self.proxy,
             )
             self._session = session
         return session
 
+    async def _check_destination(self, url: URL) -> None:
+        """The guard's part before a connection: IP literals (which aiohttp never resolves)
+        and, through a proxy (which resolves names itself), the name's addresses."""
+        host = url.raw_host or ""
+        port = url.port or 0
+        key = (host, port)
+        if key in self._cleared:
+            return
+        if url.scheme not in ("http", "https"):
+            raise HttpError(f'unsupported URL scheme "{url.scheme}" (use http or https)')
+        if not host:
+            raise HttpError(f"invalid URL {safe_url(url)!r}: no host")
+        literal = self.policy.check_literal(host, port)
+        if literal or self.proxy is None or not self.policy.block_private:
+            if literal and len(self._cleared) < 4096:
+                # An IP literal's verdict never changes (names are re-checked by the resolver
+                # on every lookup), so the per-request parse is done once.
+                self._cleared.add(key)
+            return
+        assert self._resolver is not None
+        try:
+            await self._resolver.resolve(host, port)
+        except OSError as exc:
+            cause = blocked_cause(exc)
+            if cause is not None:
+                raise cause from None
+            raise HttpConnectionError(f"cannot resolve {host}: {exc}") from None
+
     async def request(
         self,
         method: str,
-        url: str,
+        url: str | URL,
         *,
         headers: Mapping[str, str] | None = None,
         params: Sequence[tuple[str, str]] | Mapping[str, str] | None = None,
@@ -116,33 +186,66 @@ class HttpClient:
             if not any(k.lower() == "content-type" for k in hdrs):
                 hdrs["Content-Type"] = "application/json"
         try:
-            # One deadline for connect + send + reading the body, so a slow trickle of bytes
-            # cannot hold a run past its timeout.
+            target = url if isinstance(url, URL) else URL(url)
+        except (ValueError, TypeError):
+            raise HttpError(f"invalid URL {safe_url(str(url))!r}") from None
+        if params:
+            target = target.extend_query(params)
+        try:
+            # One deadline for connect + send + every redirect hop + reading the body, so a
+            # slow trickle of bytes cannot hold a run past its timeout.
             async with asyncio.timeout(limit):
-                async with session.request(
-                    method, url, headers=hdrs, params=params, data=data
-                ) as resp:
-                    raw = await self._read(resp, method, url)
-                    return _response(resp, raw)
+                for _hop in range(MAX_REDIRECTS + 1):
+                    await self._check_destination(target)
+                    async with session.request(
+                        method, target, headers=hdrs, data=data, allow_redirects=False
+                    ) as resp:
+                        nxt = self._redirect(resp, target) if self.follow_redirects else None
+                        if nxt is None:
+                            raw = await self._read(resp, method, target)
+                            return _response(resp, raw)
+                    if resp.status == 303 or (resp.status in (301, 302) and method == "POST"):
+                        # What browsers (and aiohttp) do: the follow-up is a GET without a body.
+                        method, data = "GET", None
+                        hdrs = {k: v for k, v in hdrs.items() if k.lower() != "content-type"}
+                    if nxt.origin() != target.origin():
+                        hdrs = {k: v for k, v in hdrs.items() if k.lower() not in _ORIGIN_HEADERS}
+                    target = nxt
+                raise HttpError(f"{method} {safe_url(url)}: more than {MAX_REDIRECTS} redirects")
         except TimeoutError:
             raise StepTimeoutError(
-                f"{method} {safe_url(url)} timed out (limit {limit:g}s)", timeout=limit
+                f"{method} {safe_url(target)} timed out (limit {limit:g}s)", timeout=limit
             ) from None
         except aiohttp.InvalidURL:
-            raise HttpError(f"invalid URL {safe_url(url)!r}") from None
+            raise HttpError(f"invalid URL {safe_url(target)!r}") from None
         except aiohttp.ClientError as exc:
-            raise HttpError(
-                f"{method} {safe_url(url)} failed: {type(exc).__name__}: {exc}"
+            cause = blocked_cause(exc)
+            if cause is not None:
+                raise cause from None
+            raise HttpConnectionError(
+                f"{method} {safe_url(target)} failed: {type(exc).__name__}: {exc}"
             ) from None
 
-    async def _read(self, resp: aiohttp.ClientResponse, method: str, url: str) -> bytes:
+    @staticmethod
+    def _redirect(resp: aiohttp.ClientResponse, current: URL) -> URL | None:
+        if resp.status not in _REDIRECTS:
+            return None
+        location = resp.headers.get("Location")
+        if not location:
+            return None
+        try:
+            nxt = current.join(URL(location))
+        except ValueError:
+            return None
+        return nxt.with_fragment(None)
+
+    async def _read(self, resp: aiohttp.ClientResponse, method: str, url: URL) -> bytes:
         cap = self.max_response_bytes
         # An error response only feeds an excerpt: cut it at the cap instead of failing, so the
         # step still reports the status (the more useful error).
         truncate = not 200 <= resp.status < 300
-        too_big = f"{method} {safe_url(url)}: response body exceeds {cap} bytes"
         if not truncate and resp.content_length is not None and resp.content_length > cap:
-            raise HttpError(too_big, status=resp.status)
+            raise HttpError(_too_big(method, url, cap), status=resp.status)
         chunks: list[bytes] = []
         size = 0
         async for chunk in resp.content.iter_chunked(_READ_CHUNK):
@@ -151,7 +254,7 @@ class HttpClient:
                 if truncate:
                     chunks.append(chunk[: len(chunk) - (size - cap)])
                     break
-                raise HttpError(too_big, status=resp.status)
+                raise HttpError(_too_big(method, url, cap), status=resp.status)
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -159,11 +262,20 @@ class HttpClient:
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
+        if self._resolver is not None:
+            # Passed in, so the connector does not own (or close) it.
+            await self._resolver.close()
+            self._resolver = None
+
+
+def _too_big(method: str, url: URL, cap: int) -> str:
+    return f"{method} {safe_url(url)}: response body exceeds {cap} bytes"
 
 
 def _response(resp: aiohttp.ClientResponse, raw: bytes) -> HttpResponse:
     headers: dict[str, str] = {}
-    for key, value in resp.headers.items():
+    for k, value in resp.headers.items():
+        key = str(k)  # multidict's istr: a plain str keeps the value JSON-serializable
         # Repeated headers (e.g. Set-Cookie) are joined rather than silently dropped.
         headers[key] = f"{headers[key]}, {value}" if key in headers else value
     content_type = resp.headers.get("Content-Type", "")

@@ -11,12 +11,21 @@ from typing import Any, TextIO
 import orjson
 import structlog
 
+from daemon.secrets import SECRETS
+
 _LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
+
+
+def mask_secrets(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: every tracked secret in any value becomes `***`."""
+    if not len(SECRETS):
+        return event_dict
+    return {k: SECRETS.mask_value(v) for k, v in event_dict.items()}
 
 
 def _orjson_dumps(obj: Any, **_: Any) -> str:
@@ -93,12 +102,14 @@ def configure(
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+        # Tracebacks as plain text without local variables: locals may hold secrets. Rendered
+        # before masking so a secret inside an exception message is masked too.
+        structlog.processors.format_exc_info,
+        mask_secrets,
     ]
     if fmt == "console":
         processors.append(structlog.dev.ConsoleRenderer(colors=False))
     else:
-        # Tracebacks as plain text without local variables: locals may hold secrets.
-        processors.append(structlog.processors.format_exc_info)
         processors.append(structlog.processors.JSONRenderer(serializer=_orjson_dumps))
     sink = _LineLogger(out, _file)
     structlog.configure(

@@ -14,6 +14,7 @@ import structlog
 
 from daemon.context import Resources, RunContext, StepRecord, TaskInfo
 from daemon.errors import ReturnSignal, RunError
+from daemon.secrets import mask_value
 
 if TYPE_CHECKING:
     from daemon.compiler import CompiledTask
@@ -116,7 +117,9 @@ async def run_stack(
             result.value = ret.value
         except RunError as exc:
             result.status = FAILED
-            result.error = exc.as_dict()
+            # Masked here, once, so history, logs and `trigger` never see a secret an
+            # exception message picked up (a response echoing a token, a DSN in a driver error).
+            result.error = mask_value(exc.as_dict())
         except TimeoutError:
             result.status = TIMED_OUT
             running = next((r.path for r in reversed(ctx.trace) if r.status == "cancelled"), None)
@@ -148,7 +151,7 @@ async def _run_on_failure(
     except ReturnSignal:
         pass
     except RunError as exc:
-        log.warning("on_failure_failed", error=exc.as_dict())
+        log.warning("on_failure_failed", error=mask_value(exc.as_dict()))
 
 
 async def run_task(

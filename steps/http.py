@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import msgspec
 import orjson
+import structlog
+from yarl import URL
 
-from daemon.errors import HttpError, StepError
-from daemon.httpclient import HttpResponse, safe_url
+from daemon.errors import ExpressionError, HttpError, RunError, StepError, StepTimeoutError
+from daemon.expressions import render, template_parts
+from daemon.httpclient import HttpConnectionError, HttpResponse, safe_url
+from daemon.netguard import BlockedAddressError
+from daemon.secrets import SECRETS, is_secret_header
 from steps._values import is_template, json_type, seconds
 from steps.base import Evaluator, Step, StepCompiler, StepSpec
 
@@ -18,9 +25,26 @@ if TYPE_CHECKING:
     from daemon.context import RunContext
     from daemon.httpclient import HttpClient
 
+log = structlog.get_logger("cronstack.http")
+
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+# Safe to send twice; POST and PATCH are retried only when the step asks (Idempotency-Key).
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+DEFAULT_ATTEMPTS = 3
+DEFAULT_INITIAL_DELAY = 1.0
+DEFAULT_MAX_DELAY = 30.0
+DEFAULT_ON = frozenset({"connection", "timeout", "429", "5xx"})
+_ON_ALIASES = {
+    "connection_error": "connection",
+    "connection_errors": "connection",
+    "connect": "connection",
+    "timeouts": "timeout",
+}
 EXCERPT_BYTES = 1024
 _FORM = "application/x-www-form-urlencoded"
+# Literal URL text keeps every reserved character and existing %-escapes; only what may never
+# appear raw in a URL (spaces, non-ASCII) is escaped.
+_LITERAL_SAFE = "!#$%&'()*+,/:;=?@[]~"
 
 
 class HttpRetrySpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -58,6 +82,127 @@ def _pairs(value: Any, field: str) -> list[tuple[str, str]]:
     return out
 
 
+def _on_set(values: list[str] | None) -> tuple[frozenset[str], list[str]]:
+    """Normalise `retry.on`: connection, timeout, 4xx, 5xx, or a status code; plus bad entries."""
+    if values is None:
+        return DEFAULT_ON, []
+    out: set[str] = set()
+    bad: list[str] = []
+    for raw in values:
+        item = _ON_ALIASES.get(str(raw).strip().lower(), str(raw).strip().lower())
+        if item in ("connection", "timeout", "4xx", "5xx") or (
+            item.isdigit() and len(item) == 3 and 100 <= int(item) <= 599
+        ):
+            out.add(item)
+        else:
+            bad.append(str(raw))
+    return frozenset(out), bad
+
+
+def _status_matches(status: int, on: frozenset[str]) -> bool:
+    return str(status) in on or f"{status // 100}xx" in on
+
+
+def retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+# URL positions, in the order they appear in a URL.
+_RAW, _HOST, _PATH, _QUERY, _FRAGMENT = range(5)
+_HOST_FORBIDDEN = frozenset("/?#@\\ \t\r\n%")
+
+
+def _advance(state: int, literal: str) -> int:
+    """The position after a piece of literal URL text."""
+    i = 0
+    if state == _RAW:
+        sep = literal.find("://")
+        if sep < 0 and literal[:1] not in ("/", "?", "#"):
+            return _RAW
+        state = _HOST
+        i = sep + 3 if sep >= 0 else 0
+    for ch in literal[i:]:
+        if ch == "#":
+            return _FRAGMENT
+        if ch == "?" and state < _QUERY:
+            state = _QUERY
+        elif ch == "/" and state == _HOST:
+            state = _PATH
+    return state
+
+
+def _encode_segment(value: Any) -> str:
+    # safe="": "/" "?" "#" "&" are data here, so a value stays one segment of the path.
+    text = quote(render(value), safe="")
+    # Dot segments would be resolved away by the server (or yarl); keep them data too.
+    return text.replace(".", "%2E") if text in (".", "..") else text
+
+
+def _encode_query(value: Any) -> str:
+    return quote(render(value), safe="")
+
+
+def _check_host(value: Any) -> str:
+    text = render(value)
+    if not text or any(ch in _HOST_FORBIDDEN for ch in text):
+        raise StepError(f"URL host value {text!r:.80} is not a host name")
+    return text
+
+
+def _raw(value: Any) -> str:
+    return quote(render(value), safe=_LITERAL_SAFE)
+
+
+def compile_url(text: str) -> Callable[[Any], str | URL]:
+    """Build the URL evaluator once: literal text as written, each `{{ }}` value encoded for
+    its position — a path value is one segment, a query value one parameter value, a host
+    value a host name only. A value before the scheme (`{{env.BASE}}/x`) is inserted as is."""
+    parts = template_parts(text)
+    state = _RAW
+    plan: list[tuple[Callable[[Any], str], Callable[[Any], Any]] | str] = []
+    encoded = False
+    for part in parts:
+        if isinstance(part, str):
+            plan.append(quote(part, safe=_LITERAL_SAFE))
+            state = _advance(state, part)
+            continue
+        if state == _RAW:
+            plan.append((_raw, part))
+        elif state == _HOST:
+            plan.append((_check_host, part))
+        elif state == _PATH:
+            encoded = True
+            plan.append((_encode_segment, part))
+        else:
+            encoded = True
+            plan.append((_encode_query, part))
+    first = plan[0]
+    if len(plan) == 1 and not isinstance(first, str):
+        # The whole URL is one value: yarl encodes it as any URL string.
+        only = first[1]
+        return lambda ctx: render(only(ctx))
+    steps = tuple(plan)
+
+    def build(ctx: Any) -> str | URL:
+        out = "".join(p if isinstance(p, str) else p[0](p[1](ctx)) for p in steps)
+        # Already encoded component by component: yarl must not decode %2F or %2E back.
+        return URL(out, encoded=True) if encoded else out
+
+    return build
+
+
 def excerpt(body: Any, limit: int = EXCERPT_BYTES) -> str:
     """At most `limit` bytes of a response body, for error messages."""
     if body is None:
@@ -85,9 +230,13 @@ class ExternalApiRequest(Step):
     display_name = "External API Request"
 
     __slots__ = (
+        "_attempts",
         "_body",
         "_headers",
+        "_initial_delay",
+        "_max_delay",
         "_method",
+        "_on",
         "_params",
         "_retry",
         "_timeout",
@@ -103,7 +252,12 @@ class ExternalApiRequest(Step):
                 f'unknown HTTP method "{spec.method}"; expected one of {", ".join(METHODS)}',
             )
         self._method = method
-        self._url = c.template(spec.url, "url")
+        self._url: Callable[[Any], str | URL] = c.template(spec.url, "url")
+        if isinstance(spec.url, str) and "{{" in spec.url:
+            try:
+                self._url = compile_url(spec.url)
+            except ExpressionError:
+                pass  # already reported by c.template, which fails the step at run time
         self._headers: Evaluator | None = (
             c.template(spec.headers, "headers") if spec.headers is not None else None
         )
@@ -123,29 +277,54 @@ class ExternalApiRequest(Step):
             except ValueError as exc:
                 c.error("timeout", str(exc))
         self._retry = spec.retry
+        self._attempts = DEFAULT_ATTEMPTS if method in IDEMPOTENT else 1
+        self._initial_delay = DEFAULT_INITIAL_DELAY
+        self._max_delay = DEFAULT_MAX_DELAY
+        self._on = DEFAULT_ON
         if spec.retry is not None:
-            self._check_retry(spec.retry, c)
+            self._compile_retry(spec.retry, c)
         super().__init__(spec, c)
 
-    @staticmethod
-    def _check_retry(retry: HttpRetrySpec, c: StepCompiler) -> None:
-        if retry.max_attempts is not None and retry.max_attempts < 1:
-            c.error("retry.max_attempts", "max_attempts must be at least 1")
+    def _compile_retry(self, retry: HttpRetrySpec, c: StepCompiler) -> None:
+        if retry.max_attempts is not None:
+            if retry.max_attempts < 1:
+                c.error("retry.max_attempts", "max_attempts must be at least 1")
+            else:
+                # Setting retry opts a POST or PATCH in: the author vouches it is idempotent.
+                self._attempts = retry.max_attempts
+        elif self._method not in IDEMPOTENT:
+            self._attempts = DEFAULT_ATTEMPTS
         for fld in ("initial_delay", "max_delay"):
             value = getattr(retry, fld)
             if value is not None:
                 try:
-                    seconds(value, fld)
+                    setattr(self, f"_{fld}", seconds(value, fld))
                 except ValueError as exc:
                     c.error(f"retry.{fld}", str(exc))
+        on, bad = _on_set(retry.on)
+        for item in bad:
+            c.error(
+                "retry.on",
+                f'unknown retry condition "{item}"; expected connection, timeout, 4xx, 5xx '
+                "or a status code like 429",
+            )
+        self._on = on
 
     async def run(self, ctx: RunContext) -> Any:
         url = self._url(ctx)
-        if not isinstance(url, str) or not url:
+        if isinstance(url, str):
+            if not url:
+                raise StepError("External API Request url must be a non-empty string, got ''")
+            if "@" in url:
+                SECRETS.add_url(url)
+        elif not isinstance(url, URL):
             raise StepError(f"External API Request url must be a non-empty string, got {url!r:.80}")
         headers: dict[str, str] = {}
         if self._headers is not None:
-            headers.update(_pairs(self._headers(ctx), "headers"))
+            for name, value in _pairs(self._headers(ctx), "headers"):
+                if is_secret_header(name):
+                    SECRETS.add(value)
+                headers[name] = value
         params = _pairs(self._params(ctx), "params") if self._params is not None else None
         json_body: Any = None
         data: str | None = None
@@ -173,34 +352,76 @@ class ExternalApiRequest(Step):
     async def _send(
         self,
         client: HttpClient,
-        url: str,
+        url: str | URL,
         headers: dict[str, str],
         params: list[tuple[str, str]] | None,
         json_body: Any,
         data: str | None,
         timeout: float | None,
     ) -> HttpResponse:
-        """Send the request once and fail on a non-2xx status.
-
-        The hook for the next layer: the private-network guard (before sending), retries with
-        backoff per `self._retry` (around this call) and secret masking of the error message
-        all belong here, so `run` stays about building the request.
-        """
-        resp = await client.request(
-            self._method,
-            url,
-            headers=headers,
-            params=params,
-            json_body=json_body,
-            data=data,
-            timeout=timeout,
-        )
-        if not 200 <= resp.status < 300:
-            raise HttpError(
-                f"HTTP {resp.status} from {self._method} {safe_url(url)}: {excerpt(resp.body)}",
-                status=resp.status,
+        """Send with retries (backoff with full jitter, Retry-After honoured) and fail on a
+        non-2xx status; every error message leaves here with secrets masked."""
+        attempts = self._attempts
+        on = self._on
+        for attempt in range(1, attempts + 1):
+            last = attempt == attempts
+            wait: float | None = None
+            try:
+                resp = await client.request(
+                    self._method,
+                    url,
+                    headers=headers,
+                    params=params,
+                    json_body=json_body,
+                    data=data,
+                    timeout=timeout,
+                )
+            except BlockedAddressError:
+                raise
+            except (HttpConnectionError, StepTimeoutError) as exc:
+                kind = "timeout" if isinstance(exc, StepTimeoutError) else "connection"
+                if last or kind not in on:
+                    raise _masked(exc, attempt) from None
+                reason = exc.message
+            except RunError as exc:
+                raise _masked(exc, attempt) from None
+            else:
+                if 200 <= resp.status < 300:
+                    return resp
+                if last or not _status_matches(resp.status, on):
+                    raise _masked(
+                        HttpError(
+                            f"HTTP {resp.status} from {self._method} {safe_url(url)}: "
+                            f"{excerpt(resp.body)}",
+                            status=resp.status,
+                        ),
+                        attempt,
+                    )
+                reason = f"HTTP {resp.status}"
+                wait = retry_after(resp.headers.get("Retry-After"))
+            # Full jitter: a uniform pick below the exponential ceiling spreads the retries of
+            # many runs that failed together; a server's Retry-After wins, up to max_delay.
+            ceiling = min(self._max_delay, self._initial_delay * 2 ** (attempt - 1))
+            delay = min(wait, self._max_delay) if wait is not None else client.random() * ceiling
+            log.info(
+                "http_retry",
+                url=safe_url(url),
+                attempt=attempt,
+                reason=SECRETS.mask(reason),
+                delay=round(delay, 3),
             )
-        return resp
+            await client.sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _masked(exc: RunError, attempts: int) -> RunError:
+    """The error with secrets masked in its message (a response may echo a token back)."""
+    message = SECRETS.mask(exc.message)
+    if attempts > 1:
+        message += f" (after {attempts} attempts)"
+    exc.message = message
+    exc.args = (message,)
+    return exc
 
 
 HTTP_STEPS: tuple[type[Step], ...] = (ExternalApiRequest,)

@@ -75,9 +75,19 @@ async def server() -> AsyncIterator[TestServer]:
     await srv.close()
 
 
+async def _no_sleep(_delay: float) -> None:
+    """Retry backoff without the wait (tests that need the real wait build their own client)."""
+
+
 @pytest.fixture
 async def client() -> AsyncIterator[HttpClient]:
-    http = HttpClient(max_response_bytes=3000, user_agent="cronstack-test")
+    # The guard is on by default; the loopback test server is opened explicitly.
+    http = HttpClient(
+        max_response_bytes=3000,
+        user_agent="cronstack-test",
+        allow_hosts=["127.0.0.1"],
+        sleep=_no_sleep,
+    )
     yield http
     await http.close()
 
@@ -172,7 +182,9 @@ async def test_non_2xx_is_http_error_with_bounded_excerpt(
     server: TestServer, client: HttpClient
 ) -> None:
     """A 500 fails with HttpError carrying the status and at most 1 KiB of the body."""
-    result = await call(client, url=url(server, "/status/500") + "?api_key=secret")
+    result = await call(
+        client, url=url(server, "/status/500") + "?api_key=secret", retry={"max_attempts": 1}
+    )
     assert result.status == "failed"
     err = result.error
     assert err is not None
