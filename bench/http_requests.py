@@ -1,6 +1,6 @@
 """External API Request from a Loop vs raw aiohttp, same server, same limits, same run.
 
-    .venv/bin/python bench/http.py [--requests 1000] [--concurrency 50] [--repeat 5]
+    .venv/bin/python bench/http_requests.py [--requests 1000] [--concurrency 50] [--repeat 5]
 
 A Loop (concurrency 50) of External API Request steps — templated URL encoding, guard with
 `allow_hosts`, retry policy, JSON parsing, secret tracking, step trace — against a plain
