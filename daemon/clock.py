@@ -31,9 +31,18 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """The real clock. `sleep_until` may return early (timer resolution, capped sleeps)."""
+    """The real clock. `sleep_until` may return early (timer resolution, capped sleeps).
+
+    `offset` (seconds) shifts the wall clock: tests use it to run a replica whose clock is wrong
+    (`CRONSTACK_CLOCK_OFFSET`), as a host without NTP would be.
+    """
+
+    def __init__(self, offset: float = 0.0) -> None:
+        self.offset = offset
 
     def now(self) -> datetime:
+        if self.offset:
+            return datetime.now(UTC) + timedelta(seconds=self.offset)
         return datetime.now(UTC)
 
     def monotonic(self) -> float:
@@ -44,7 +53,7 @@ class SystemClock:
             return
         delay = MAX_SLEEP
         if deadline is not None:
-            delay = min(delay, deadline.timestamp() - time.time())
+            delay = min(delay, deadline.timestamp() - time.time() - self.offset)
             if delay <= 0:
                 return
         try:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import os
 import random
 from collections import deque
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -27,6 +28,8 @@ log = structlog.get_logger("cronstack.scheduler")
 
 SKIPPED = "skipped"
 MISSED = "missed"
+# Claim answers from the state store (see daemon.store).
+WON, LOST, BUSY = "won", "lost", "busy"
 
 # Missed slots recorded one by one per task and wake-up; beyond that, one outcome says how many.
 # A laptop resuming after a week must not write 600,000 rows for an every-second task.
@@ -93,6 +96,26 @@ class Outcome:
         }
 
 
+@dataclass(slots=True)
+class Claim:
+    """A fire asking to own its (task, slot, attempt); `skip_overlap` checks other processes."""
+
+    run_id: str
+    task: str
+    slot_id: str
+    scheduled_at: int
+    trigger: str
+    attempt: int
+    skip_overlap: bool = False
+
+
+class Claimer(Protocol):
+    """The state store's claim: WON (its `running` row is written before any step runs), LOST
+    (another process owns the slot) or BUSY (a live run of the task elsewhere; recorded skipped)."""
+
+    async def claim(self, claim: Claim) -> str: ...
+
+
 class RunRecorder(Protocol):
     """Where outcomes go (logs now, the history store later). Must not block: enqueue and return."""
 
@@ -138,6 +161,7 @@ class _TaskState:
     gen: int = 0
     running: set[_Run] = field(default_factory=set)
     queued: _Fire | None = None
+    backlog: deque[_Fire] = field(default_factory=deque)  # catch_up "all": one after another
 
 
 @dataclass(slots=True, eq=False)
@@ -159,6 +183,7 @@ class _Run:
     trigger: str = "schedule"
     cancel_reason: str | None = None
     handle: asyncio.Task[None] | None = None
+    claiming: asyncio.Future[str] | None = None  # the store claim of the current attempt
 
 
 _ID_PREFIX = os.urandom(8).hex()
@@ -198,8 +223,17 @@ class Scheduler:
         max_concurrent_runs: int | None = None,
         rng: random.Random | None = None,
         log_fires: bool = False,
+        claims: Claimer | None = None,
+        resume_from: Mapping[str, int] | None = None,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
+        # With a state store: fires are claimed there before they run (replicas, history).
+        self.claims = claims
+        # The last slot each task considered before this process started (ms): slots between
+        # it and now were missed while the daemon was down and go through `catch_up`.
+        self.resume_from = dict(resume_from or {})
+        self.paused: set[str] = set()  # tasks whose scheduled slots are recorded missed
+        self._boot_ts = 0.0
         self._run_fn = run
         self.recorder: RunRecorder = recorder or LogRecorder()
         self._rng = rng or random.Random()  # jitter and backoff, not security
@@ -291,8 +325,13 @@ class Scheduler:
         """
         memo: dict[Any, datetime] = {}
         now = self.clock.now()
+        self._boot_ts = now.timestamp()
         for state in self._states.values():
-            self._arm(state, now, memo)
+            last = self.resume_from.get(state.task.name)
+            after = now
+            if last is not None and last / 1000 < self._boot_ts:
+                after = datetime.fromtimestamp(last / 1000, now.tzinfo)
+            self._arm(state, after, memo)
         self.armed.set()
         log.debug("scheduler_armed", tasks=len(self._states), heap=len(self._heap))
         while not self._stopping:
@@ -363,11 +402,12 @@ class Scheduler:
                 break
             latest_missed = cur
             if len(missed) < MAX_MISSED_RECORDS:
-                why = (
-                    f"fire was {late:.3f}s late (misfire_grace {grace:g}s)"
-                    if late > grace
-                    else "superseded by a later slot that is also due (the scheduler was late)"
-                )
+                if cur.timestamp() < self._boot_ts:
+                    why = "the daemon was not running at this time"
+                elif late > grace:
+                    why = f"fire was {late:.3f}s late (misfire_grace {grace:g}s)"
+                else:
+                    why = "superseded by a later slot that is also due (the scheduler was late)"
                 missed.append((cur, why))
             else:
                 unrecorded = True
@@ -391,6 +431,18 @@ class Scheduler:
         for i, (m, why) in enumerate(missed):
             if catch_up == "all":
                 self._fire(state, m, "catch_up", pending)
+                if unrecorded and i == len(missed) - 1:
+                    # Never silently dropped: the slots beyond the cap get one missed row.
+                    pending.append(
+                        self._never_ran(
+                            state,
+                            _ms(latest_missed) if latest_missed != m else _ms(m) + 1,
+                            "schedule",
+                            MISSED,
+                            f"catch_up all ran the first {MAX_MISSED_RECORDS} missed slots; "
+                            f"later slots up to {now.isoformat()} were missed (not recorded)",
+                        )
+                    )
                 continue
             if catch_up == "latest" and not ran and m == latest_missed:
                 self._fire(state, m, "catch_up", pending)
@@ -433,6 +485,13 @@ class Scheduler:
         fire = _Fire(state, trigger, scheduled_ms, f"{name}@{scheduled_ms}", _run_id())
         if self.log_fires:  # a structlog call per fire costs more than the fire itself
             log.debug("fire", task=name, scheduled_at=scheduled_ms, trigger=trigger)
+        if name in self.paused:
+            pending.append(self._never_ran(state, scheduled_ms, trigger, MISSED, "paused"))
+            return
+        if trigger == "catch_up" and (state.running or state.backlog):
+            # Catch-up slots run one after another, oldest first, whatever the overlap policy.
+            state.backlog.append(fire)
+            return
         if state.running:
             policy = state.task.overlap
             if policy == "skip":
@@ -468,6 +527,11 @@ class Scheduler:
             reason=reason,
         )
 
+    def _missed(self, fire: _Fire, reason: str) -> Outcome:
+        outcome = self._skipped(fire, reason)
+        outcome.status = MISSED
+        return outcome
+
     def _start(self, state: _TaskState, fire: _Fire) -> None:
         waits = [r.handle for r in state.running if r.cancel_reason is not None and r.handle]
         run = _Run(fire, state.task, state.resources, fire.run_id, trigger=fire.trigger)
@@ -486,6 +550,49 @@ class Scheduler:
 
     # --- one fire, all its attempts -------------------------------------------------------------
 
+    async def _claim(self, run: _Run) -> bool:
+        """Own this attempt in the state store before it can have any side effect."""
+        if self.claims is None:
+            return True
+        fire = run.fire
+        task = run.definition
+        claim = Claim(
+            run_id=run.run_id,
+            task=task.name,
+            slot_id=fire.slot_id,
+            scheduled_at=fire.scheduled_ms,
+            trigger=run.trigger,
+            attempt=run.attempt,
+            skip_overlap=run.attempt == 1 and fire.trigger == "schedule" and task.overlap == "skip",
+        )
+        try:
+            # Shielded: a cancel (replace, shutdown) must not orphan a claim already on its way
+            # to the store; the cancel handler waits for it so the final row updates it.
+            run.claiming = asyncio.ensure_future(self.claims.claim(claim))
+            answer = await asyncio.shield(run.claiming)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # Without a claim the run could duplicate another replica's: it does not run.
+            log.warning("claim_failed", task=task.name, slot_id=fire.slot_id, error=str(exc))
+            outcome = self._never_ran(
+                fire.state, fire.scheduled_ms, run.trigger, MISSED,
+                f"state store unavailable, the slot could not be claimed: {exc}",
+            )  # fmt: skip
+            outcome.run_id, outcome.attempt, outcome.slot_id = run.run_id, run.attempt, fire.slot_id
+            await self._record(outcome)
+            return False
+        if answer == WON:
+            return True
+        if answer == BUSY:
+            outcome = self._skipped(
+                fire, "overlap skip: a run of this task is running on another instance"
+            )
+            await self._record(outcome)
+        elif self.log_fires:
+            log.debug("slot_claimed_elsewhere", task=task.name, slot_id=fire.slot_id)
+        return False
+
     async def _execute(self, run: _Run, waits: list[asyncio.Task[None]]) -> None:
         fire = run.fire
         task = run.definition
@@ -495,6 +602,8 @@ class Scheduler:
             if waits:
                 # overlap replace: the cancelled run winds down (and is recorded) first.
                 await asyncio.wait(waits)
+            if not await self._claim(run):
+                return
             if task.jitter > 0 and fire.trigger != "manual":
                 await self.clock.sleep(self._rng.uniform(0.0, task.jitter))
             while True:
@@ -537,7 +646,12 @@ class Scheduler:
                 run.run_id = _run_id()
                 run.trigger = "retry"
                 await self.clock.sleep(delay)
+                if not await self._claim(run):
+                    return
         except asyncio.CancelledError:
+            if run.claiming is not None and not run.claiming.done():
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(run.claiming)
             now = _ms(self.clock.now())
             await self._record(
                 Outcome(
@@ -582,10 +696,20 @@ class Scheduler:
         self._inflight.discard(run)
         if run.handle is not None:
             self._runs.discard(run.handle)
+        gone = self._stopping or self._states.get(state.task.name) is not state
+        if state.backlog and not state.running:
+            if gone:
+                for fire in state.backlog:
+                    self._spawn_record(
+                        self._missed(fire, "the daemon is stopping or the task was removed")
+                    )
+                state.backlog.clear()
+            else:
+                self._start(state, state.backlog.popleft())
         queued = state.queued
         if queued is not None and not state.running:
             state.queued = None
-            if self._stopping or self._states.get(state.task.name) is not state:
+            if gone:
                 outcome = self._skipped(queued, "the daemon is stopping or the task was removed")
                 self._spawn_record(outcome)
             else:
@@ -663,6 +787,9 @@ class Scheduler:
                 if state.queued is not None:
                     outcomes.append(self._skipped(state.queued, "the task was removed by a reload"))
                     state.queued = None
+                for fire in state.backlog:
+                    outcomes.append(self._missed(fire, "the task was removed by a reload"))
+                state.backlog.clear()
         unchanged = 0
         for name, task in new.items():
             existing = self._states.get(name)
@@ -719,6 +846,9 @@ class Scheduler:
             if state.queued is not None:
                 self._spawn_record(self._skipped(state.queued, reason))
                 state.queued = None
+            for fire in state.backlog:
+                self._spawn_record(self._missed(fire, reason))
+            state.backlog.clear()
         cancelled = 0
         for run in list(self._inflight):
             if run.handle is not None and not run.handle.done():
@@ -732,6 +862,11 @@ class Scheduler:
 
 
 __all__ = [
+    "BUSY",
+    "LOST",
+    "WON",
+    "Claim",
+    "Claimer",
     "LogRecorder",
     "Outcome",
     "ReloadPlan",

@@ -55,7 +55,11 @@ class SecretRegistry:
             self.add(value)
 
     def add_url(self, url: str) -> None:
-        """Track the userinfo (user:password) of a URL."""
+        """Track the userinfo of a URL that carries a password (`user:password`, and the password).
+
+        A bare user name (`postgresql://root@host/db`) is not a credential; masking it would
+        turn every "root" in paths and messages into `***` and make logs unreadable.
+        """
         if "@" not in url:
             return
         try:
@@ -65,9 +69,7 @@ class SecretRegistry:
         if parts.password:
             self.add(parts.password)
             self.add(unquote(parts.password))
-        netloc = parts.netloc
-        if "@" in netloc:
-            self.add(netloc.rsplit("@", 1)[0])
+            self.add(parts.netloc.rsplit("@", 1)[0])
 
     def mask(self, text: str) -> str:
         """`text` with every tracked secret replaced by `***`."""

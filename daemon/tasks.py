@@ -60,6 +60,8 @@ class TaskSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     misfire_grace: Duration | None = None
     catch_up: CatchUp | None = None
     expect_success_within: str | None = None
+    history_retention: Duration | None = None  # overrides `[daemon] history_retention`
+    history_max_runs: int | None = None  # overrides `[daemon] history_max_runs`
 
     # --- effective values (defaults from DESIGN.md "Details that tests rely on") ----------------
 
@@ -176,7 +178,7 @@ def task_from_value(value: Any, file: str, base_path: str) -> tuple[TaskSpec | N
         except ValueError as exc:
             issues.append(Issue(file, cron_path, str(exc)))
 
-    for key in ("timeout", "jitter", "misfire_grace", "expect_success_within"):
+    for key in ("timeout", "jitter", "misfire_grace", "expect_success_within", "history_retention"):
         check_duration(getattr(spec, key), file, where(key), issues)
     if spec.retry is not None:
         retry_path = where("retry")
