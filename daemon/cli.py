@@ -340,6 +340,59 @@ async def _history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _admin_target(config: Config) -> tuple[str, str] | None:
+    """The running daemon's admin API (listen, token) when configured and a token is set."""
+    admin = config.spec.admin
+    token = os.environ.get(admin.token_env)
+    if not admin.listen or not token:
+        return None
+    return admin.listen, token
+
+
+async def _remote(config: Config, method: str, path: str) -> tuple[int, Any]:
+    """Ask the running daemon: (EXIT_OK, answer), or an exit code with the error printed.
+    EXIT_FAILED with answer None means the daemon could not be reached."""
+    from urllib.parse import quote
+
+    from daemon.admin import RemoteError, call
+
+    target = _admin_target(config)
+    if target is None:
+        print(
+            "error: no admin API to talk to: set [admin] listen and the token variable "
+            f"{config.spec.admin.token_env}",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID, None
+    listen, token = target
+    try:
+        return EXIT_OK, await call(listen, token, method, quote(path))
+    except RemoteError as exc:
+        if exc.status is None:
+            return EXIT_FAILED, None
+        print(f"error: {exc}", file=sys.stderr)
+        return (EXIT_INVALID if exc.status == 404 else EXIT_FAILED), exc.status
+
+
+async def _trigger_remote(args: argparse.Namespace) -> int:
+    """`trigger --remote`: the running daemon runs the task (recorded in its history)."""
+    config = _read_config(args)
+    if config is None:
+        return EXIT_INVALID
+    code, answer = await _remote(config, "POST", f"/api/tasks/{args.task}/run")
+    if code != EXIT_OK:
+        if answer is None and code == EXIT_FAILED:
+            print(
+                "error: the daemon's admin API is not reachable (is it running?)", file=sys.stderr
+            )
+        return code
+    if args.json:
+        _print_json(answer)
+    else:
+        print(f"{answer['task']} {answer['run_id']}: queued in the running daemon")
+    return EXIT_OK
+
+
 async def _set_paused(args: argparse.Namespace) -> int:
     config = _read_config(args)
     if config is None:
@@ -351,6 +404,15 @@ async def _set_paused(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_INVALID
+    if _admin_target(config) is not None:
+        # A running daemon applies it at once (and persists it); if none answers, the store.
+        code, answer = await _remote(config, "POST", f"/api/tasks/{args.task}/{args.command}")
+        if code == EXIT_OK:
+            done = "paused" if args.command == "pause" else "resumed"
+            print(f"{args.task}: {done} (by the running daemon)", file=sys.stderr)
+            return EXIT_OK
+        if answer is not None:
+            return code
     store = await _open_store(config)
     if store is None:
         return EXIT_FAILED
@@ -387,6 +449,9 @@ def build_parser() -> argparse.ArgumentParser:
     trigger = with_config(sub.add_parser("trigger", help="run one task once, now"))
     trigger.add_argument("task")
     trigger.add_argument("--json", action="store_true")
+    trigger.add_argument(
+        "--remote", action="store_true", help="ask the running daemon (admin API) to run it"
+    )
 
     history = with_config(sub.add_parser("history", help="recent runs, newest first"))
     history.add_argument("task", nargs="?")
@@ -409,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(level="warning", fmt="console", stream=sys.stderr)
     handlers = {
         "check": _check,
-        "trigger": _trigger,
+        "trigger": _trigger_remote if getattr(args, "remote", False) else _trigger,
         "history": _history,
         "pause": _set_paused,
         "resume": _set_paused,

@@ -15,6 +15,7 @@ import msgspec
 
 from daemon.convert import check_duration, check_timezone, convert_struct
 from daemon.errors import ConfigError, Issue, join_path
+from daemon.listen import ListenAddress
 from daemon.tasks import Duration, LoadedTask, load_task_file, split_toml_error, task_from_value
 
 CONFIG_ENV = "CRONSTACK_CONFIG"
@@ -30,7 +31,10 @@ class DaemonSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     default_data_source: str | None = None
     lease_timeout: Duration = "30s"
     instance: str | None = None
-    heartbeat_url: str | None = None
+    history_retention: Duration = "30d"  # run rows older than this are pruned
+    history_max_runs: int = 10_000  # per task; the oldest beyond it are pruned
+    heartbeat_url: str | None = None  # pinged every heartbeat_interval (healthchecks-style)
+    heartbeat_interval: Duration = "60s"
 
 
 class DataSourceSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -66,6 +70,7 @@ class LogShipSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     batch_size: int = 100
     flush_interval: Duration = "1s"
     queue_size: int = 10000
+    format: Literal["ndjson", "loki", "elastic"] = "ndjson"  # body: lines, Loki push, ES _bulk
 
 
 class LogSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -179,8 +184,10 @@ def substitute_env(
 def _validate_spec(spec: ConfigSpec, file: str, base_dir: Path, issues: list[Issue]) -> None:
     daemon = spec.daemon
     check_timezone(daemon.timezone, file, "daemon.timezone", issues)
-    for key in ("shutdown_timeout", "lease_timeout"):
+    for key in ("shutdown_timeout", "lease_timeout", "history_retention"):
         check_duration(getattr(daemon, key), file, f"daemon.{key}", issues)
+    if daemon.history_max_runs < 1:
+        issues.append(Issue(file, "daemon.history_max_runs", "must be at least 1"))
     if daemon.max_concurrent_runs < 1:
         issues.append(Issue(file, "daemon.max_concurrent_runs", "must be at least 1"))
     for key in ("state", "default_data_source"):
@@ -223,13 +230,20 @@ def _validate_spec(spec: ConfigSpec, file: str, base_dir: Path, issues: list[Iss
         check_duration(spec.log.ship.flush_interval, file, "log.ship.flush_interval", issues)
     listen = spec.admin.listen
     if listen:
-        _host, sep, port = listen.rpartition(":")
-        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        try:
+            ListenAddress.parse(listen)
+        except ValueError:
             issues.append(
                 Issue(
-                    file, "admin.listen", f'expected "host:port" (or "" to disable), got "{listen}"'
+                    file,
+                    "admin.listen",
+                    f'expected "host:port", a unix socket path, or "" to disable; got "{listen}"',
                 )
             )
+    check_duration(daemon.heartbeat_interval, file, "daemon.heartbeat_interval", issues)
+    if spec.log.ship is not None:
+        if spec.log.ship.batch_size < 1 or spec.log.ship.queue_size < spec.log.ship.batch_size:
+            issues.append(Issue(file, "log.ship.queue_size", "need 1 <= batch_size <= queue_size"))
 
 
 def _unknown_source(name: str, datasources: Mapping[str, Any]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +56,13 @@ def safe_url(url: str | URL) -> str:
         port = None
     netloc = f"{host}:{port}" if port else host
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _host(url: str | URL) -> str:
+    try:
+        return (url if isinstance(url, URL) else URL(url)).host or ""
+    except (ValueError, TypeError):
+        return ""
 
 
 def is_json_type(content_type: str) -> bool:
@@ -109,6 +117,8 @@ class HttpClient:
         self._cleared: set[tuple[str, int]] = set()
         self._session: aiohttp.ClientSession | None = None
         self._resolver: GuardedResolver | None = None
+        # (host, seconds, outcome) after each request: the metrics hook (daemon.metrics).
+        self.observer: Callable[[str, float, str], None] | None = None
 
     def _get_session(self) -> aiohttp.ClientSession:
         # Created on first use rather than in __init__: aiohttp binds the session to the loop
@@ -178,6 +188,31 @@ class HttpClient:
         timeout: float | None = None,
     ) -> HttpResponse:
         """Send one request and read the whole response (bounded by `max_response_bytes`)."""
+        observer = self.observer
+        if observer is None:
+            return await self._request(method, url, headers, params, json_body, data, timeout)
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            response = await self._request(method, url, headers, params, json_body, data, timeout)
+            outcome = str(response.status)
+            return response
+        except StepTimeoutError:
+            outcome = "timeout"
+            raise
+        finally:
+            observer(_host(url), time.perf_counter() - started, outcome)
+
+    async def _request(
+        self,
+        method: str,
+        url: str | URL,
+        headers: Mapping[str, str] | None,
+        params: Sequence[tuple[str, str]] | Mapping[str, str] | None,
+        json_body: Any,
+        data: bytes | str | None,
+        timeout: float | None,
+    ) -> HttpResponse:
         session = self._get_session()
         limit = self.timeout if timeout is None else timeout
         hdrs = dict(headers) if headers else {}

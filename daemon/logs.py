@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -84,11 +85,16 @@ _file: ReopenableFile | None = None
 
 
 def configure(
-    level: str = "info", fmt: str = "json", stream: TextIO | None = None, file: str | None = None
+    level: str = "info",
+    fmt: str = "json",
+    stream: TextIO | None = None,
+    file: str | None = None,
+    ship: Callable[[Any, str, dict[str, Any]], dict[str, Any]] | None = None,
 ) -> None:
     """Configure structlog for the process. Keys: `ts level event` (+ `task run_id step`).
 
     `file`: also append every line to this file; `reopen()` reopens it (SIGHUP, logrotate).
+    `ship`: a processor that copies each (masked) event to the log shipper (daemon.logship).
     Calling again replaces the previous configuration (a reload may change level or file).
     """
     global _file
@@ -107,6 +113,8 @@ def configure(
         structlog.processors.format_exc_info,
         mask_secrets,
     ]
+    if ship is not None:
+        processors.append(ship)
     if fmt == "console":
         processors.append(structlog.dev.ConsoleRenderer(colors=False))
     else:

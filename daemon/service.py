@@ -15,17 +15,24 @@ import msgspec
 import structlog
 
 from daemon import logs
+from daemon.admin import AdminListenError
 from daemon.app import Loaded, close_resources, load
+from daemon.clock import SystemClock
 from daemon.context import Resources
 from daemon.durations import parse_duration
 from daemon.errors import ConfigError, Issue
+from daemon.operations import Operations
 from daemon.scheduler import Scheduler
 from daemon.sdnotify import Notifier
+from daemon.store import StateStore, policies_from_config, store_from_config
 
 log = structlog.get_logger("cronstack.service")
 
 EXIT_OK = 0
+EXIT_FAILED = 1
 EXIT_INVALID = 2
+# A running daemon notices `cronstack pause` / `resume` within this many seconds.
+PAUSE_POLL = 2.0
 
 
 def _resource_config(loaded: Loaded) -> bytes:
@@ -51,6 +58,8 @@ class Service:
         self.loaded: Loaded | None = None
         self.resources: Resources | None = None
         self.scheduler: Scheduler | None = None
+        self.store: StateStore | None = None
+        self.ops: Operations | None = None  # metrics, admin listener, dead-man, log shipping
         self._wake = asyncio.Event()
         self._reload_requested = False
         self._stop_signals = 0
@@ -104,7 +113,8 @@ class Service:
     def _configure_logs(self, loaded: Loaded) -> None:
         spec = loaded.config.spec.log
         file = str(loaded.config.resolve(spec.file)) if spec.file else None
-        logs.configure(level=spec.level, fmt=spec.format, file=file)
+        ship = self.ops.ship_processor if self.ops is not None else None
+        logs.configure(level=spec.level, fmt=spec.format, file=file, ship=ship)
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -115,6 +125,8 @@ class Service:
             _print_errors(issues)
             log.error("config_invalid", errors=[str(i) for i in errors], path=str(self.config_path))
             return EXIT_INVALID
+        # [log.ship] and [admin] are read once at start; changing them needs a restart.
+        self.ops = ops = Operations(loaded.config.spec, self.env)
         self._configure_logs(loaded)
         for warning in loaded.warnings:
             log.warning("config_warning", message=str(warning))
@@ -122,12 +134,46 @@ class Service:
         self.resources = loaded.resources
         daemon_spec = loaded.config.spec.daemon
         self.shutdown_timeout = parse_duration(daemon_spec.shutdown_timeout)
+        self.store = store = store_from_config(loaded.config)
+        paused: set[str] = set()
+        last_slots: dict[str, int] = {}
+        if store is not None:
+            try:
+                await store.open(exclusive=True)
+                paused = await store.paused_tasks()
+                last_slots = await store.last_slots()
+            except Exception as exc:  # StoreLockedError, unreachable, migration failed
+                message = str(exc)
+                sys.stderr.write(f"error: state store: {message}\n")
+                log.error("state_store_unavailable", error=message)
+                await store.close(timeout=0)
+                await close_resources(loaded.resources)
+                return EXIT_FAILED
+            store.start()
         self.scheduler = Scheduler(
             loaded.tasks,
             loaded.resources,
+            clock=SystemClock(float(self.env.get("CRONSTACK_CLOCK_OFFSET") or 0.0)),
+            recorder=store,
+            claims=store,
+            resume_from=last_slots,
             max_concurrent_runs=daemon_spec.max_concurrent_runs,
             log_fires=loaded.config.spec.log.level == "debug",
         )
+        self.scheduler.paused = paused
+        try:
+            await ops.start(self.scheduler, store, lambda: self.resources)
+        except AdminListenError as exc:
+            # Never a silent run without the listener: the operator asked for it.
+            sys.stderr.write(f"error: {exc.strerror}\n")
+            log.error("admin_listen_failed", error=exc.strerror, listen=exc.listen)
+            await ops.close()
+            if store is not None:
+                await store.close(timeout=0)
+            await close_resources(loaded.resources)
+            return EXIT_FAILED
+        if store is not None:
+            self._spawn(self._poll_paused(store, self.scheduler), "poll-paused")
         serve = self._spawn(self.scheduler.serve(), "scheduler")
         for sig, handler in (
             (signal.SIGHUP, self._on_hup),
@@ -155,6 +201,23 @@ class Service:
                 loop.remove_signal_handler(sig)
             self.notifier.close()
 
+    async def _poll_paused(self, store: StateStore, scheduler: Scheduler) -> None:
+        """Pick up `cronstack pause` / `resume` (another process wrote them to the store)."""
+        while True:
+            await asyncio.sleep(PAUSE_POLL)
+            try:
+                paused = await store.paused_tasks()
+            except Exception as exc:
+                log.warning("pause_poll_failed", error=str(exc))
+                continue
+            if paused != scheduler.paused:
+                log.info(
+                    "paused_tasks_changed",
+                    paused=sorted(paused - scheduler.paused),
+                    resumed=sorted(scheduler.paused - paused),
+                )
+                scheduler.paused = paused
+
     async def _watchdog(self, interval: float) -> None:
         # Sent from the event loop itself: a loop blocked for longer misses it, as it should.
         last = ""
@@ -176,7 +239,9 @@ class Service:
                 return
             if self._reload_requested:
                 self._reload_requested = False
-                await self.reload()
+                ok = await self.reload()
+                if self.ops is not None:
+                    self.ops.observe_reload(ok)
 
     # --- reload ---------------------------------------------------------------------------------
 
@@ -210,11 +275,15 @@ class Service:
         else:
             resources = new.resources
         plan = await self.scheduler.update(new.tasks, resources)
+        if self.store is not None:
+            self.store.configure(policies_from_config(new.config))
         self.loaded = new
         self.resources = resources
         daemon_spec = new.config.spec.daemon
         self.shutdown_timeout = parse_duration(daemon_spec.shutdown_timeout)
         if resources is not old_resources:
+            if self.ops is not None:
+                self.ops.instrument(resources)
             self._retired.append(old_resources)
             self._spawn(self._retire(old_resources), "retire-resources")
         log.info(
@@ -255,6 +324,11 @@ class Service:
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        if self.ops is not None:
+            await self.ops.stop_listener()
+        if self.store is not None:
+            # Final states reach the store before exit (bounded: a dead store must not hang us).
+            await self.store.close(timeout=5.0)
         # Reverse order of opening: the newest resources first, then those kept from the start.
         closing = [*(r for r in self._retired if r is not self.resources)]
         if self.resources is not None:
@@ -267,6 +341,8 @@ class Service:
             cancelled=cancelled,
             forced=self._force.is_set(),
         )
+        if self.ops is not None:
+            await self.ops.close()  # last: ships the final log lines
         return EXIT_OK
 
 

@@ -181,7 +181,8 @@ listen = "localhost"
         'config.toml: datasources.primary.url: unsupported data source URL scheme "mysql"'
         ' (use "sqlite:///file.db" or "postgresql://...")',
         'config.toml: datasources.primary.init_sql[0]: file not found: "missing.sql"',
-        'config.toml: admin.listen: expected "host:port" (or "" to disable), got "localhost"',
+        'config.toml: admin.listen: expected "host:port", a unix socket path, or "" to disable;'
+        ' got "localhost"',
         'tasks/bad_cron.json: schedule: invalid cron expression "61 * * * *":'
         ' bad minute field "61"',
         "tasks/bad_json.json:2:6: invalid JSON: unexpected character, expected ':' after key",

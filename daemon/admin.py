@@ -1,0 +1,822 @@
+"""The admin listener: health, metrics, the JSON API and the dashboard, with token auth."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import os
+import secrets
+import stat
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import orjson
+import structlog
+from aiohttp import web
+
+from daemon import dashboard
+from daemon.listen import ListenAddress
+from daemon.metrics import CONTENT_TYPE
+from daemon.scheduler import TaskLookupError
+from daemon.secrets import mask_value
+
+if TYPE_CHECKING:
+    from daemon.compiler import CompiledTask
+    from daemon.metrics import Metrics
+    from daemon.scheduler import Scheduler
+    from daemon.store import StateStore
+
+log = structlog.get_logger("cronstack.admin")
+
+DEFAULT_TOKEN_ENV = "CRONSTACK_ADMIN_TOKEN"  # noqa: S105 - a variable name, not a secret
+# Routes that answer without a token: probes (a load balancer has none) and the login form.
+PUBLIC_ROUTES = frozenset({("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/login"),
+                           ("POST", "/login")})  # fmt: skip
+SESSION_COOKIE = "cronstack_session"
+SESSION_TTL = 12 * 3600
+RUN_STATUSES = frozenset(
+    {"running", "succeeded", "failed", "timed_out", "cancelled", "interrupted", "skipped", "missed"}
+)
+MAX_LIMIT = 1000
+NEXT_FIRES = 5
+RECENT_RUNS = 12
+# /api/tasks reads the last outcomes of every task; a second of staleness keeps a busy dashboard
+# (or a monitoring poller) from turning into a query storm on the state store.
+RECENT_TTL = 1.0
+READY_TIMEOUT = 2.0
+
+
+class AdminListenError(OSError):
+    """The admin listener could not bind its address (in use, permission, bad socket path)."""
+
+    def __init__(self, listen: str, cause: OSError) -> None:
+        self.listen = listen
+        super().__init__(
+            cause.errno,
+            f"admin listener cannot listen on {listen}: {cause.strerror or cause}"
+            ' (another cronstack or program uses it? change [admin] listen, or set it to ""'
+            " to disable the listener)",
+        )
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(data, default=str), status=status, content_type="application/json"
+    )
+
+
+def json_error(status: int, message: str, **headers: str) -> web.Response:
+    """Every error of the API: `{"error": message, "status": code}`."""
+    resp = _json({"error": message, "status": status}, status)
+    resp.headers.update(headers)
+    return resp
+
+
+def _iso(ms: int | None, tz: ZoneInfo) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz).isoformat(timespec="milliseconds")
+
+
+def _loads(value: Any) -> Any:
+    if isinstance(value, str | bytes):
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value
+    return value
+
+
+RUN_COLUMNS = (
+    "run_id, task, slot_id, status, trigger, attempt, instance, scheduled_at,"
+    " started_at, finished_at, duration_ms, error, reason"
+)
+
+
+class RunQueries:
+    """Read-side queries the admin API needs beyond `StateStore.history` (status filter, one run
+    by id, the last outcomes per task, the last success per task): an adapter over the store's
+    data source and its `cronstack_runs` table."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+
+    def _sql(self, text: str) -> str:
+        # The store's data source takes `$n` on PostgreSQL and `?n` on SQLite.
+        if self.store.dialect == "sqlite":
+            for n in range(9, 0, -1):
+                text = text.replace(f"${n}", f"?{n}")
+        return text
+
+    async def runs(
+        self, task: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        where: list[str] = []
+        params: list[Any] = [limit]
+        if task is not None:
+            params.append(task)
+            where.append(f"task = ${len(params)}")
+        if status is not None:
+            params.append(status)
+            where.append(f"status = ${len(params)}")
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = await self.store.ds.fetch(
+            self._sql(
+                f"SELECT {RUN_COLUMNS} FROM cronstack_runs {clause}"
+                " ORDER BY scheduled_at DESC, attempt DESC, run_id DESC LIMIT $1"
+            ),
+            params,
+        )
+        for row in rows:
+            row["error"] = _loads(row["error"])
+        return rows
+
+    async def run(self, run_id: str) -> dict[str, Any] | None:
+        rows = await self.store.ds.fetch(
+            self._sql(f"SELECT {RUN_COLUMNS}, trace FROM cronstack_runs WHERE run_id = $1"),
+            [run_id],
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        row["error"] = _loads(row["error"])
+        row["trace"] = _loads(row["trace"])
+        return row
+
+    async def recent(self, tasks: list[str], n: int) -> dict[str, list[dict[str, Any]]]:
+        """The last `n` runs of each task, newest first (one indexed query per task)."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        sql = self._sql(
+            "SELECT run_id, status, trigger, scheduled_at, started_at, finished_at, duration_ms,"
+            " reason FROM cronstack_runs WHERE task = $1"
+            " ORDER BY scheduled_at DESC, attempt DESC LIMIT $2"
+        )
+        for name in tasks:
+            out[name] = await self.store.ds.fetch(sql, [name, n])
+        return out
+
+    async def last_success(self) -> dict[str, int]:
+        """When each task last succeeded (finished_at, ms)."""
+        rows = await self.store.ds.fetch(
+            "SELECT task, max(finished_at) AS at FROM cronstack_runs"
+            " WHERE status = 'succeeded' GROUP BY task",
+            [],
+        )
+        return {r["task"]: int(r["at"]) for r in rows if r["at"] is not None}
+
+    async def ping(self) -> None:
+        await self.store.ds.fetch("SELECT 1 AS ok", [])
+
+
+@dataclass(slots=True)
+class _Recent:
+    at: float = 0.0
+    runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+class Sessions:
+    """Stateless login sessions: `expiry.nonce.mac`, keyed by the token, so rotating the token
+    logs everyone out and a restart does not. The CSRF token is a MAC of the session nonce."""
+
+    def __init__(self, token: str, ttl: float = SESSION_TTL) -> None:
+        self._key = hashlib.sha256(b"cronstack-session\0" + token.encode()).digest()
+        self.ttl = ttl
+
+    def _mac(self, text: str) -> str:
+        return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
+
+    def issue(self) -> str:
+        payload = f"{int(time.time() + self.ttl)}.{secrets.token_hex(16)}"
+        return f"{payload}.{self._mac(payload)}"
+
+    def nonce(self, cookie: str | None) -> str | None:
+        """The session's nonce if the cookie is genuine and unexpired, else None."""
+        if not cookie or cookie.count(".") != 2:
+            return None
+        expiry, nonce, mac = cookie.split(".")
+        if not hmac.compare_digest(mac, self._mac(f"{expiry}.{nonce}")):
+            return None
+        if not expiry.isdigit() or int(expiry) < time.time():
+            return None
+        return nonce
+
+    def csrf(self, nonce: str) -> str:
+        return self._mac(f"csrf\0{nonce}")[:32]
+
+
+@dataclass(slots=True)
+class AdminContext:
+    """What the listener shows and acts on."""
+
+    scheduler: Scheduler
+    store: StateStore | None = None
+    metrics: Metrics | None = None
+    default_timezone: str = "UTC"
+    # Invalidates caches elsewhere after a pause/resume (the service's poller, for instance).
+    on_change: Callable[[], None] | None = None
+
+
+class AdminServer:
+    """The aiohttp application and its listener, in the daemon's own event loop."""
+
+    def __init__(
+        self,
+        ctx: AdminContext,
+        *,
+        listen: str = "127.0.0.1:8765",
+        token: str | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.listen = listen
+        self.address = ListenAddress.parse(listen)
+        self.token = token or None
+        self.sessions = Sessions(token) if token else None
+        self.queries = RunQueries(ctx.store) if ctx.store is not None else None
+        self._recent = _Recent()
+        self._fires: dict[str, tuple[bytes, float, list[str]]] = {}
+        self._refresh: asyncio.Future[None] | None = None
+        self._views: tuple[Any, float, list[dict[str, Any]]] | None = None
+        # Runs triggered here that may not have reached the store yet: their page says "queued".
+        self._queued: dict[str, str] = {}
+        self._runner: web.AppRunner | None = None
+        self.bound: str = ""  # the actual address once started (port 0 picks one)
+        self.app = self._build()
+
+    # --- app ------------------------------------------------------------------------------------
+
+    def _build(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024)
+        r = app.router
+        r.add_get("/healthz", self.healthz)
+        r.add_get("/readyz", self.readyz)
+        r.add_get("/metrics", self.metrics)
+        r.add_get("/api/tasks", self.api_tasks)
+        r.add_post("/api/tasks/{name}/run", self.api_run)
+        r.add_post("/api/tasks/{name}/pause", self.api_pause)
+        r.add_post("/api/tasks/{name}/resume", self.api_resume)
+        r.add_get("/api/runs", self.api_runs)
+        r.add_get("/api/runs/{run_id}", self.api_run_detail)
+        r.add_get("/", self.page_tasks)
+        r.add_get("/runs", self.page_runs)
+        r.add_get("/runs/{run_id}", self.page_run)
+        r.add_get("/login", self.page_login)
+        r.add_post("/login", self.login)
+        r.add_post("/logout", self.logout)
+        r.add_post("/tasks/{name}/{action}", self.task_action)
+        return app
+
+    async def start(self) -> None:
+        """Bind and serve; raises AdminListenError when the address cannot be bound."""
+        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site: web.BaseSite
+        try:
+            if self.address.path is not None:
+                path = Path(self.address.path)
+                # A stale socket file is only removed when nothing answers on it.
+                if await _socket_alive(str(path)):
+                    raise OSError(98, "Address already in use")
+                _remove_stale_socket(path)
+                site = web.UnixSite(runner, str(path))
+                await site.start()
+                with contextlib.suppress(OSError):
+                    os.chmod(path, 0o660)
+                self.bound = f"unix:{path}"
+            else:
+                site = web.TCPSite(runner, self.address.host, self.address.port, reuse_address=True)
+                await site.start()
+                server = getattr(site, "_server", None)
+                sockets = getattr(server, "sockets", None) or []
+                port = sockets[0].getsockname()[1] if sockets else self.address.port
+                host = f"[{self.address.host}]" if ":" in self.address.host else self.address.host
+                self.bound = f"{host}:{port}"
+        except OSError as exc:
+            await runner.cleanup()
+            raise AdminListenError(self.listen, exc) from exc
+        self._runner = runner
+        if self.token is None:
+            log.warning(
+                "admin_api_disabled",
+                reason="no admin token: only /healthz and /readyz answer",
+                listen=self.bound,
+            )
+        log.info("admin_listening", listen=self.bound, auth=self.token is not None)
+
+    @property
+    def base_url(self) -> str:
+        if self.address.path is not None:
+            return "http://localhost"
+        return f"http://{self.bound}"
+
+    async def close(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+        if self.address.path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.address.path)
+
+    # --- auth -----------------------------------------------------------------------------------
+
+    def _bearer_ok(self, request: web.Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not given or self.token is None:
+            return False
+        return hmac.compare_digest(given.strip().encode(), self.token.encode())
+
+    def _session(self, request: web.Request) -> str | None:
+        if self.sessions is None:
+            return None
+        return self.sessions.nonce(request.cookies.get(SESSION_COOKIE))
+
+    @web.middleware
+    async def _middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        started = time.perf_counter()
+        info = request.match_info
+        route = info.route.resource.canonical if info.route.resource is not None else "unmatched"
+        api = request.path.startswith("/api/") or request.path == "/metrics"
+        status = 500
+        try:
+            if (request.method, route) not in PUBLIC_ROUTES and info.http_exception is None:
+                denied = self._deny(request, api)
+                if denied is None and request.method == "POST" and not self._bearer_ok(request):
+                    # Every cookie-authenticated POST (a dashboard button) must echo the CSRF
+                    # token of its session; checked here so that no new route can forget it.
+                    denied = await self._check_csrf(request)
+                if denied is not None:
+                    status = denied.status
+                    return denied
+            resp = await handler(request)
+            status = resp.status
+            return resp
+        except web.HTTPException as exc:
+            status = exc.status
+            if exc.status < 400:
+                raise  # redirects
+            if api:
+                return json_error(exc.status, _reason(exc, request))
+            return dashboard.error_response(exc.status, _reason(exc, request))
+        except Exception:
+            log.exception("admin_request_failed", method=request.method, path=request.path)
+            if api:
+                return json_error(500, "internal error (see the daemon's log)")
+            return dashboard.error_response(500, "internal error (see the daemon's log)")
+        finally:
+            if self.ctx.metrics is not None:
+                self.ctx.metrics.admin.labels(request.method, route, str(status)).observe(
+                    time.perf_counter() - started
+                )
+
+    def _deny(self, request: web.Request, api: bool) -> web.Response | None:
+        """None when the request may proceed; else the 401/403 answer."""
+        if self.token is None:
+            message = (
+                "the admin API is disabled: no token is configured (set the environment"
+                " variable named by [admin] token_env, default CRONSTACK_ADMIN_TOKEN)"
+            )
+            if api:
+                return json_error(403, message)
+            return dashboard.error_response(403, message)
+        if self._bearer_ok(request):
+            return None
+        if not api and self._session(request) is not None:
+            return None
+        if api:
+            given = "Authorization" in request.headers
+            message = (
+                "wrong admin token" if given else "missing admin token: send Authorization: Bearer"
+            )
+            return json_error(401, message, **{"WWW-Authenticate": 'Bearer realm="cronstack"'})
+        return dashboard.login_response(next_path=request.path_qs, status=401)
+
+    async def _check_csrf(self, request: web.Request) -> web.Response | None:
+        """A cookie session's POST must carry its CSRF token (header callers cannot be forged
+        cross-site, and SameSite=Strict is the second line)."""
+        nonce = self._session(request)
+        form = await request.post()
+        given = str(form.get("csrf", ""))
+        assert self.sessions is not None
+        if nonce is None or not hmac.compare_digest(given, self.sessions.csrf(nonce)):
+            return dashboard.error_response(
+                403, "the form expired or did not come from this dashboard (CSRF check failed)"
+            )
+        return None
+
+    def _csrf_for(self, request: web.Request) -> str:
+        nonce = self._session(request)
+        if nonce is None or self.sessions is None:
+            return ""
+        return self.sessions.csrf(nonce)
+
+    # --- health and metrics ---------------------------------------------------------------------
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return _json({"status": "ok"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        """Ready when the scheduler is armed (not stopping) and the state store answers."""
+        scheduler = self.ctx.scheduler
+        checks: dict[str, Any] = {
+            "scheduler": "armed"
+            if scheduler.armed.is_set() and not scheduler.stopping
+            else ("stopping" if scheduler.stopping else "starting")
+        }
+        ok = checks["scheduler"] == "armed"
+        if self.queries is not None:
+            try:
+                async with asyncio.timeout(READY_TIMEOUT):
+                    await self.queries.ping()
+                checks["state_store"] = "ok"
+            except Exception as exc:
+                checks["state_store"] = f"unreachable: {mask_value(str(exc))}"
+                ok = False
+        else:
+            checks["state_store"] = "none configured"
+        return _json({"ready": ok, "checks": checks}, 200 if ok else 503)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        if self.ctx.metrics is None:
+            return json_error(404, "metrics are not enabled")
+        resp = web.Response(body=self.ctx.metrics.render())
+        resp.headers["Content-Type"] = CONTENT_TYPE
+        return resp
+
+    # --- tasks ----------------------------------------------------------------------------------
+
+    def _task(self, name: str) -> CompiledTask:
+        for task in self.ctx.scheduler.tasks():
+            if task.name == name:
+                return task
+        raise web.HTTPNotFound(reason=f'unknown task "{name}"')
+
+    async def _recent_runs(self) -> dict[str, list[dict[str, Any]]]:
+        if self.queries is None:
+            return {}
+        if time.monotonic() - self._recent.at <= RECENT_TTL:
+            return self._recent.runs
+        # One refresh at a time: concurrent requests wait for it instead of each running it.
+        if self._refresh is None or self._refresh.done():
+            self._refresh = asyncio.ensure_future(self._load_recent(self.queries))
+        await asyncio.shield(self._refresh)
+        return self._recent.runs
+
+    async def _load_recent(self, queries: RunQueries) -> None:
+        started = time.monotonic()
+        names = [t.name for t in self.ctx.scheduler.tasks()]
+        self._recent = _Recent(started, await queries.recent(names, RECENT_RUNS))
+
+    def _next_fires(self, task: CompiledTask, now: datetime) -> list[str]:
+        """The next fires, computed again only once the first of them has passed (a poller at
+        200 req/s must not re-evaluate every cron expression on every request)."""
+        if task.schedule is None or task.status != "active":
+            return []
+        now_ts = now.timestamp()
+        cached = self._fires.get(task.name)
+        if cached is not None and cached[0] == task.fingerprint and now_ts < cached[1]:
+            return cached[2]
+        try:
+            upcoming = task.schedule.next_n(now.astimezone(task.tz), NEXT_FIRES)
+        except LookupError:
+            upcoming = []
+        fires = [f.isoformat() for f in upcoming]
+        until = upcoming[0].timestamp() if upcoming else now_ts + 60
+        self._fires[task.name] = (task.fingerprint, until, fires)
+        return fires
+
+    async def task_views(self) -> list[dict[str, Any]]:
+        """Every task with its schedule, next fires, pause state and last outcomes."""
+        scheduler = self.ctx.scheduler
+        now = scheduler.clock.now()
+        recent = await self._recent_runs()
+        tasks = scheduler.tasks()
+        # Rebuilt only when an input changed: the history snapshot, the pause set (replaced,
+        # never mutated), the task definitions, or the earliest next fire has passed.
+        key = (id(self._recent), id(scheduler.paused), tuple(t.fingerprint for t in tasks))
+        cached = self._views
+        if cached is not None and cached[0] == key and now.timestamp() < cached[1]:
+            return cached[2]
+        views = []
+        until = now.timestamp() + 3600
+        for task in sorted(tasks, key=lambda t: t.name.lower()):
+            tz = task.tz
+            fires = self._next_fires(task, now)
+            runs = recent.get(task.name, [])
+            last = runs[0] if runs else None
+            views.append(
+                {
+                    "name": task.name,
+                    "description": task.description,
+                    "status": task.status,
+                    "cron": task.cron,
+                    "schedule": task.schedule.describe() if task.schedule else "manual only",
+                    "timezone": tz.key,
+                    "next": fires,
+                    "paused": task.name in scheduler.paused,
+                    "last_run": _run_json(last, task.name, tz) if last else None,
+                    "recent": [
+                        {
+                            "run_id": r["run_id"],
+                            "status": r["status"],
+                            "scheduled_at": _iso(r["scheduled_at"], tz),
+                        }
+                        for r in runs
+                    ],
+                    "expect_success_within": task.expect_success_within,
+                }
+            )
+            if fires:
+                until = min(until, self._fires[task.name][1])
+        self._views = (key, until, views)
+        return views
+
+    async def api_tasks(self, request: web.Request) -> web.Response:
+        return _json(
+            {"tasks": await self.task_views(), "running": self.ctx.scheduler.running_count}
+        )
+
+    def _trigger(self, name: str) -> str:
+        self._task(name)
+        try:
+            run_id = self.ctx.scheduler.trigger(name)
+        except TaskLookupError:
+            raise web.HTTPNotFound(reason=f'unknown task "{name}"') from None
+        except RuntimeError as exc:
+            raise web.HTTPServiceUnavailable(reason=str(exc)) from None
+        self._recent = _Recent()  # stale: the next read refreshes it
+        self._queued[run_id] = name
+        while len(self._queued) > 1000:
+            self._queued.pop(next(iter(self._queued)))
+        log.info("admin_run_now", task=name, run_id=run_id)
+        return run_id
+
+    async def api_run(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        run_id = self._trigger(name)
+        return _json({"task": name, "run_id": run_id, "status": "queued"}, 202)
+
+    async def _set_paused(self, name: str, paused: bool) -> bool:
+        """Pause or resume; returns whether it was persisted (a state store exists)."""
+        self._task(name)
+        persisted = False
+        if self.ctx.store is not None:
+            await self.ctx.store.set_paused(name, paused)
+            persisted = True
+        scheduler = self.ctx.scheduler
+        # A new set, not an in-place change: the service's poller compares by value.
+        scheduler.paused = (scheduler.paused | {name}) if paused else (scheduler.paused - {name})
+        self._recent = _Recent()  # stale: the next read refreshes it
+        if self.ctx.on_change is not None:
+            self.ctx.on_change()
+        log.info("admin_paused" if paused else "admin_resumed", task=name)
+        return persisted
+
+    async def api_pause(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        persisted = await self._set_paused(name, True)
+        return _json({"task": name, "paused": True, "persisted": persisted})
+
+    async def api_resume(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        persisted = await self._set_paused(name, False)
+        return _json({"task": name, "paused": False, "persisted": persisted})
+
+    # --- runs -----------------------------------------------------------------------------------
+
+    def _tz(self, task: str) -> ZoneInfo:
+        for t in self.ctx.scheduler.tasks():
+            if t.name == task:
+                return t.tz
+        return ZoneInfo(self.ctx.default_timezone)
+
+    def _run_filters(self, query: Mapping[str, str]) -> tuple[str | None, str | None, int]:
+        task = query.get("task") or None
+        status = query.get("status") or None
+        raw_limit = query.get("limit") or "50"
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+            raise web.HTTPBadRequest(
+                reason=f'limit must be a whole number from 1 to {MAX_LIMIT}, got "{raw_limit}"'
+            )
+        if status is not None and status not in RUN_STATUSES:
+            known = ", ".join(sorted(RUN_STATUSES))
+            raise web.HTTPBadRequest(reason=f'unknown status "{status}" (one of: {known})')
+        if task is not None:
+            self._task(task)
+        return task, status, int(raw_limit)
+
+    def _queries(self) -> RunQueries:
+        if self.queries is None:
+            raise web.HTTPNotFound(reason="no run history: no state data source is configured")
+        return self.queries
+
+    async def runs(self, query: Mapping[str, str]) -> list[dict[str, Any]]:
+        task, status, limit = self._run_filters(query)
+        rows = await self._queries().runs(task, status, limit)
+        return [_run_json(r, r["task"], self._tz(r["task"])) for r in rows]
+
+    async def run_detail(self, run_id: str) -> dict[str, Any]:
+        row = await self._queries().run(run_id)
+        if row is None:
+            raise web.HTTPNotFound(reason=f'unknown run "{run_id}"')
+        out = _run_json(row, row["task"], self._tz(row["task"]))
+        out["steps"] = mask_value(row["trace"]) if row["trace"] is not None else None
+        return out
+
+    async def api_runs(self, request: web.Request) -> web.Response:
+        return _json({"runs": await self.runs(request.query)})
+
+    async def api_run_detail(self, request: web.Request) -> web.Response:
+        return _json(await self.run_detail(request.match_info["run_id"]))
+
+    # --- dashboard ------------------------------------------------------------------------------
+
+    async def page_tasks(self, request: web.Request) -> web.Response:
+        return dashboard.tasks_response(
+            await self.task_views(),
+            csrf=self._csrf_for(request),
+            running=self.ctx.scheduler.running_count,
+            flash=request.query.get("flash", ""),
+        )
+
+    async def page_runs(self, request: web.Request) -> web.Response:
+        runs = await self.runs(request.query)
+        names = sorted(t.name for t in self.ctx.scheduler.tasks())
+        return dashboard.runs_response(runs, dict(request.query), names, sorted(RUN_STATUSES))
+
+    async def page_run(self, request: web.Request) -> web.Response:
+        run_id = request.match_info["run_id"]
+        try:
+            run = await self.run_detail(run_id)
+        except web.HTTPNotFound:
+            task = self._queued.get(run_id)
+            if task is None:
+                raise
+            run = {"run_id": run_id, "task": task, "status": "queued", "trigger": "manual",
+                   "attempt": 1, "scheduled_at": None, "started_at": None, "finished_at": None,
+                   "duration_ms": None, "error": None, "reason": None, "steps": None}  # fmt: skip
+        return dashboard.run_response(run)
+
+    async def page_login(self, request: web.Request) -> web.Response:
+        status = 200 if self.token else 403
+        return dashboard.login_response(
+            next_path=_safe_next(request.query.get("next", "/")),
+            status=status,
+            error="" if self.token else "the dashboard is disabled: no admin token is configured",
+        )
+
+    async def login(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        next_path = _safe_next(str(form.get("next", "/")))
+        given = str(form.get("token", ""))
+        if self.token is None or self.sessions is None:
+            return dashboard.error_response(403, "the dashboard is disabled: no admin token")
+        if not hmac.compare_digest(given.encode(), self.token.encode()):
+            log.warning("admin_login_failed", remote=request.remote)
+            # A little friction for guessing; the token itself should be long and random.
+            await asyncio.sleep(0.25)
+            return dashboard.login_response(next_path=next_path, status=401, error="wrong token")
+        resp = web.HTTPSeeOther(next_path)
+        resp.set_cookie(
+            SESSION_COOKIE,
+            self.sessions.issue(),
+            max_age=int(self.sessions.ttl),
+            httponly=True,
+            samesite="Strict",
+            path="/",
+            secure=request.secure,
+        )
+        raise resp
+
+    async def logout(self, request: web.Request) -> web.Response:
+        resp = web.HTTPSeeOther("/login")
+        resp.del_cookie(SESSION_COOKIE, path="/")
+        raise resp
+
+    async def task_action(self, request: web.Request) -> web.Response:
+        name, action = request.match_info["name"], request.match_info["action"]
+        if action not in ("run", "pause", "resume"):
+            raise web.HTTPNotFound(reason=f'unknown action "{action}"')
+        if action == "run":
+            run_id = self._trigger(name)
+            raise web.HTTPSeeOther(f"/runs/{quote(run_id)}")
+        await self._set_paused(name, action == "pause")
+        done = "paused" if action == "pause" else "resumed"
+        raise web.HTTPSeeOther(f"/?flash={quote(f'{name}: {done}')}")
+
+
+def _reason(exc: web.HTTPException, request: web.Request) -> str:
+    if exc.status == 404 and exc.reason == "Not Found":
+        return f"no such route: {request.method} {request.path}"
+    if exc.status == 405:
+        return f"method {request.method} not allowed on {request.path}"
+    return exc.reason
+
+
+def _safe_next(path: str) -> str:
+    """Only same-site paths after login: never an open redirect."""
+    parts = urlsplit(path)
+    if parts.scheme or parts.netloc or not path.startswith("/") or path.startswith("//"):
+        return "/"
+    if path.startswith("/login"):
+        return "/"
+    return path
+
+
+def _run_json(row: Mapping[str, Any], task: str, tz: ZoneInfo) -> dict[str, Any]:
+    return {
+        "run_id": row["run_id"],
+        "task": task,
+        "status": row["status"],
+        "trigger": row.get("trigger"),
+        "attempt": row.get("attempt"),
+        "scheduled_at": _iso(row.get("scheduled_at"), tz),
+        "started_at": _iso(row.get("started_at"), tz),
+        "finished_at": _iso(row.get("finished_at"), tz),
+        "duration_ms": row.get("duration_ms"),
+        "error": mask_value(row.get("error")),
+        "reason": row.get("reason"),
+        "instance": row.get("instance"),
+    }
+
+
+def _remove_stale_socket(path: Path) -> None:
+    try:
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+async def _socket_alive(path: str) -> bool:
+    try:
+        _reader, writer = await asyncio.open_unix_connection(path)
+    except OSError:
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+# --- client: the CLI talking to a running daemon -------------------------------------------------
+
+
+class RemoteError(RuntimeError):
+    """The admin API answered with an error, or could not be reached."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+async def call(
+    listen: str, token: str | None, method: str, path: str, *, timeout: float = 10.0
+) -> Any:
+    """One request to a running daemon's admin API; the JSON answer, or RemoteError."""
+    address = ListenAddress.parse(listen)
+    connector: aiohttp.BaseConnector | None = (
+        aiohttp.UnixConnector(path=address.path) if address.path is not None else None
+    )
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        async with (
+            aiohttp.ClientSession(
+                connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as session,
+            session.request(method, address.url() + path, headers=headers) as resp,
+        ):
+            body = await resp.read()
+            try:
+                data = orjson.loads(body) if body else None
+            except orjson.JSONDecodeError:
+                data = None
+            if resp.status >= 400:
+                message = data.get("error") if isinstance(data, dict) else None
+                raise RemoteError(message or f"HTTP {resp.status}", resp.status)
+            return data
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise RemoteError(f"cannot reach the daemon's admin API at {listen}: {exc}") from None
+
+
+__all__ = [
+    "PUBLIC_ROUTES",
+    "AdminContext",
+    "AdminListenError",
+    "AdminServer",
+    "ListenAddress",
+    "RemoteError",
+    "RunQueries",
+    "Sessions",
+    "call",
+]

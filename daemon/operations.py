@@ -1,0 +1,151 @@
+"""What makes the daemon operable: metrics, admin listener, dead-man switch, log shipping."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from daemon.admin import AdminContext, AdminServer, RunQueries
+from daemon.deadman import HEARTBEAT_INTERVAL, DeadMansSwitch, Heartbeat
+from daemon.durations import parse_duration
+from daemon.logship import LogShipper
+from daemon.metrics import Metrics, ObservingRecorder
+
+if TYPE_CHECKING:
+    from daemon.config import ConfigSpec
+    from daemon.context import Resources
+    from daemon.datasources import DataSource
+    from daemon.scheduler import Scheduler
+    from daemon.store import StateStore
+
+log = structlog.get_logger("cronstack.operations")
+
+
+class Operations:
+    """Owns the operational side of one daemon process; the service calls it at a few points:
+    `start` (after the scheduler is built, before it fires: a listener that cannot bind stops
+    the start), `instrument` (new resources), `observe_reload`, `stop_listener` and `close`."""
+
+    def __init__(self, spec: ConfigSpec, env: Mapping[str, str]) -> None:
+        self.spec = spec
+        self.env = env
+        self.metrics = Metrics()
+        self.admin: AdminServer | None = None
+        self.deadman: DeadMansSwitch | None = None
+        self.heartbeat: Heartbeat | None = None
+        self.shipper: LogShipper | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._resources: Callable[[], Resources | None] = lambda: None
+        ship = spec.log.ship
+        if ship is not None:
+            self.shipper = LogShipper(
+                ship.url,
+                batch_size=ship.batch_size,
+                flush_interval=parse_duration(ship.flush_interval),
+                queue_size=ship.queue_size,
+                fmt=getattr(ship, "format", "ndjson"),
+            )
+            self.metrics.shipper_stats = self.shipper.stats
+
+    @property
+    def ship_processor(self) -> Callable[[Any, str, dict[str, Any]], dict[str, Any]] | None:
+        return self.shipper.processor if self.shipper is not None else None
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("operations_task_failed", name=name, exc_info=t.exception())
+
+        task.add_done_callback(done)
+
+    async def start(
+        self,
+        scheduler: Scheduler,
+        store: StateStore | None,
+        resources: Callable[[], Resources | None],
+    ) -> None:
+        """Hook into the scheduler and start everything; raises AdminListenError."""
+        self._resources = resources
+        if self.shipper is not None:
+            self.shipper.start()
+        metrics = self.metrics
+        metrics.running = lambda: scheduler.running_count
+        metrics.datasources = lambda: self._datasources(store)
+        current = resources()
+        if current is not None:
+            metrics.instrument(current)
+        last_success: dict[str, int] = {}
+        if store is not None and any(t.expect_success_within for t in scheduler.tasks()):
+            try:
+                last_success = await RunQueries(store).last_success()
+            except Exception as exc:
+                log.warning("deadman_history_unavailable", error=str(exc))
+        self.deadman = DeadMansSwitch(
+            scheduler.tasks, resources, scheduler.clock, last_success=last_success, metrics=metrics
+        )
+        scheduler.recorder = ObservingRecorder(scheduler.recorder, [metrics, self.deadman])
+        admin = self.spec.admin
+        if admin.listen:
+            server = AdminServer(
+                AdminContext(scheduler, store, metrics, self.spec.daemon.timezone),
+                listen=admin.listen,
+                token=self.env.get(admin.token_env) or None,
+            )
+            await server.start()  # AdminListenError stops the daemon's start
+            self.admin = server
+        self._spawn(self.deadman.serve(), "deadman")
+        self._spawn(metrics.watch_loop(), "loop-lag")
+        url = self.spec.daemon.heartbeat_url
+        if url:
+            interval = getattr(self.spec.daemon, "heartbeat_interval", None)
+            self.heartbeat = Heartbeat(
+                url,
+                scheduler.clock,
+                interval=parse_duration(interval) if interval else HEARTBEAT_INTERVAL,
+                healthy=lambda: scheduler.armed.is_set() and not scheduler.stopping,
+                metrics=metrics,
+            )
+            self._spawn(self.heartbeat.serve(), "heartbeat")
+
+    def _datasources(self, store: StateStore | None) -> Iterator[tuple[str, DataSource]]:
+        current = self._resources()
+        if current is not None:
+            yield from current.datasources.items()
+        if store is not None:
+            yield "(state)", store.ds
+
+    def instrument(self, resources: Resources) -> None:
+        """New resources after a reload: time their HTTP requests too."""
+        self.metrics.instrument(resources)
+
+    def observe_reload(self, ok: bool) -> None:
+        self.metrics.observe_reload(ok)
+
+    async def stop_listener(self) -> None:
+        """Close the admin listener (after the drain: /readyz says "stopping" meanwhile)."""
+        admin, self.admin = self.admin, None
+        if admin is not None:
+            await admin.close()
+
+    async def close(self) -> None:
+        """Stop background work; the log shipper goes last so the final lines are shipped."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.stop_listener()
+        if self.heartbeat is not None:
+            await self.heartbeat.close()
+        if self.shipper is not None:
+            with contextlib.suppress(Exception):
+                await self.shipper.close()
+
+
+__all__ = ["Operations"]

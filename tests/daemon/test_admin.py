@@ -1,0 +1,229 @@
+"""The admin listener against a real scheduler and state store: auth, tasks, runs, pause."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+from pathlib import Path
+
+import aiohttp
+import pytest
+from structlog.testing import capture_logs
+
+from daemon.admin import PUBLIC_ROUTES, AdminContext, AdminListenError, AdminServer, call
+from tests.daemon.admin_harness import TOKEN, Harness, harness
+
+
+def _concrete(path: str) -> str:
+    """A route's canonical path with every `{param}` filled in."""
+    return re.sub(r"\{[^}]+\}", "hello", path)
+
+
+def _routes(h: Harness) -> list[tuple[str, str]]:
+    out = []
+    for route in h.server.app.router.routes():
+        if route.method == "HEAD" or route.resource is None:
+            continue
+        out.append((route.method, route.resource.canonical))
+    return out
+
+
+async def test_every_route_but_the_public_ones_needs_the_token(tmp_path: Path) -> None:
+    """Enumerating the router: each non-public route is 401 with no token and a wrong one."""
+    async with harness(tmp_path) as h:
+        routes = _routes(h)
+        assert {r for r in routes if r in PUBLIC_ROUTES} == set(PUBLIC_ROUTES)
+        protected = [r for r in routes if r not in PUBLIC_ROUTES]
+        assert len(protected) >= 12
+        for method, path in protected:
+            for token in (None, "wrong-token", TOKEN + "x"):
+                headers = {"Authorization": f"Bearer {token}"} if token else {}
+                async with h.session.request(
+                    method, h.url + _concrete(path), headers=headers, allow_redirects=False
+                ) as resp:
+                    assert resp.status == 401, (method, path, token, resp.status)
+                    if path.startswith("/api") or path == "/metrics":
+                        body = await resp.json()
+                        assert body["status"] == 401 and "token" in body["error"]
+                        assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+        for method, path in PUBLIC_ROUTES:
+            if method == "GET":
+                status, _ = await h.get(path, token=None)
+                assert status == 200, path
+
+
+async def test_without_a_token_only_health_answers(tmp_path: Path) -> None:
+    """No token configured: /healthz and /readyz answer, the API is 403, a warning is logged."""
+    with capture_logs() as logs:
+        async with harness(tmp_path, token=None) as h:
+            assert (await h.get("/healthz", token=None))[0] == 200
+            assert (await h.get("/readyz", token=None))[0] == 200
+            status, body = await h.get("/api/tasks", token="anything")
+            assert status == 403 and "CRONSTACK_ADMIN_TOKEN" in body["error"]
+            assert (await h.post("/api/tasks/hello/run", token=None))[0] == 403
+    assert any(e["event"] == "admin_api_disabled" for e in logs)
+
+
+async def test_tasks_lists_schedule_next_fires_and_pause_state(tmp_path: Path) -> None:
+    """/api/tasks: name, status, cron, timezone, next fires (in the task's zone), paused."""
+    async with harness(tmp_path) as h:
+        status, body = await h.get("/api/tasks")
+        assert status == 200
+        tasks = {t["name"]: t for t in body["tasks"]}
+        hello = tasks["hello"]
+        assert hello["cron"] == "*/10 * * * * *" and hello["timezone"] == "Europe/Paris"
+        assert hello["schedule"] == "every 10 seconds"
+        assert len(hello["next"]) == 5 and hello["next"][0].endswith("+01:00")
+        assert hello["paused"] is False and hello["last_run"] is None
+        assert tasks["broken"]["schedule"] == "daily at 03:00"
+
+
+async def test_run_now_appears_in_runs_with_its_trace(tmp_path: Path) -> None:
+    """POST run → run_id; the run shows in /api/runs and /api/runs/{id} has the step trace."""
+    async with harness(tmp_path) as h:
+        status, body = await h.post("/api/tasks/hello/run")
+        assert status == 202 and body["task"] == "hello"
+        run = await h.wait_run(body["run_id"])
+        assert run["status"] == "succeeded" and run["trigger"] == "manual"
+        assert [s["function"] for s in run["steps"]] == ["create_variable", "math"]
+        assert run["steps"][1]["output"] == "3"
+        status, listing = await h.get("/api/runs?task=hello&limit=5")
+        assert status == 200 and body["run_id"] in [r["run_id"] for r in listing["runs"]]
+        status, failed = await h.post("/api/tasks/broken/run")
+        run = await h.wait_run(failed["run_id"])
+        assert run["status"] == "failed" and run["error"]["message"] == "boom"
+        status, only_failed = await h.get("/api/runs?status=failed")
+        assert [r["run_id"] for r in only_failed["runs"]] == [failed["run_id"]]
+        status, tasks = await h.get("/api/tasks")
+        await asyncio.sleep(1.1)  # the last-outcomes cache
+        status, tasks = await h.get("/api/tasks")
+        hello = next(t for t in tasks["tasks"] if t["name"] == "hello")
+        assert hello["last_run"]["status"] == "succeeded"
+
+
+async def test_pause_records_fires_missed_with_reason_paused(tmp_path: Path) -> None:
+    """Paused through the API, scheduled fires are recorded missed (reason paused); resume runs."""
+    async with harness(tmp_path) as h:
+        status, body = await h.post("/api/tasks/hello/pause")
+        assert status == 200 and body == {"task": "hello", "paused": True, "persisted": True}
+        assert await h.store.paused_tasks() == {"hello"}
+        await h.clock.advance(30)
+        await h.store.flush()
+        status, body = await h.get("/api/runs?task=hello&status=missed")
+        assert status == 200 and len(body["runs"]) == 3
+        assert {r["reason"] for r in body["runs"]} == {"paused"}
+        status, body = await h.post("/api/tasks/hello/resume")
+        assert body["paused"] is False and await h.store.paused_tasks() == set()
+        await h.clock.advance(10)
+        for _ in range(100):
+            await h.store.flush()
+            _, ran = await h.get("/api/runs?task=hello&status=succeeded")
+            if ran["runs"]:
+                break
+            await asyncio.sleep(0.02)
+        assert ran["runs"] and ran["runs"][0]["trigger"] == "schedule"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "fragment"),
+    [
+        ("POST", "/api/tasks/nope/run", 404, 'unknown task "nope"'),
+        ("POST", "/api/tasks/nope/pause", 404, 'unknown task "nope"'),
+        ("GET", "/api/runs/0123abcd", 404, 'unknown run "0123abcd"'),
+        ("GET", "/api/runs?limit=0", 400, "limit must be"),
+        ("GET", "/api/runs?limit=abc", 400, "limit must be"),
+        ("GET", "/api/runs?status=weird", 400, 'unknown status "weird"'),
+        ("GET", "/api/runs?task=nope", 404, 'unknown task "nope"'),
+        ("GET", "/api/nothing", 404, "no such route"),
+        ("DELETE", "/api/tasks", 405, "not allowed"),
+    ],
+)
+async def test_errors_are_json_with_the_right_status(
+    tmp_path: Path, method: str, path: str, status: int, fragment: str
+) -> None:
+    """Unknown task or run → 404, bad parameters → 400, all as {"error", "status"} JSON."""
+    async with harness(tmp_path) as h:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with h.session.request(method, h.url + path, headers=headers) as resp:
+            body = await resp.json()
+        assert resp.status == status and body["status"] == status
+        assert fragment in body["error"]
+
+
+async def test_readyz_reports_scheduler_and_store(tmp_path: Path) -> None:
+    """/readyz is 200 while armed with a reachable store, 503 once the scheduler stops."""
+    async with harness(tmp_path) as h:
+        status, body = await h.get("/readyz", token=None)
+        assert status == 200 and body["checks"] == {"scheduler": "armed", "state_store": "ok"}
+        h.scheduler.stop_firing()
+        status, body = await h.get("/readyz", token=None)
+        assert status == 503 and body["checks"]["scheduler"] == "stopping"
+
+
+async def test_address_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    """Binding a port that is taken raises AdminListenError naming the address."""
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        async with harness(tmp_path) as h:
+            other = AdminServer(AdminContext(h.scheduler), listen=f"127.0.0.1:{port}", token="t")
+            with pytest.raises(AdminListenError, match=f"127.0.0.1:{port}"):
+                await other.start()
+    finally:
+        taken.close()
+
+
+async def test_unix_socket_listener_and_remote_client(tmp_path: Path) -> None:
+    """A unix socket path works; `call` (the CLI's client) triggers and pauses through it."""
+    async with harness(tmp_path) as h:
+        sock = str(tmp_path / "admin.sock")
+        server = AdminServer(AdminContext(h.scheduler, h.store), listen=sock, token=TOKEN)
+        await server.start()
+        try:
+            body = await call(sock, TOKEN, "POST", "/api/tasks/hello/run")
+            assert len(body["run_id"]) == 32
+            body = await call(sock, TOKEN, "POST", "/api/tasks/hello/pause")
+            assert body["paused"] is True and "hello" in h.scheduler.paused
+            with pytest.raises(Exception, match="wrong admin token"):
+                await call(sock, "bad", "GET", "/api/tasks")
+        finally:
+            await server.close()
+        assert not Path(sock).exists()
+
+
+async def test_dashboard_login_cookie_and_csrf(tmp_path: Path) -> None:
+    """Login sets an HttpOnly SameSite=Strict cookie; buttons need the CSRF token."""
+    async with harness(tmp_path) as h:
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(cookie_jar=jar) as s:
+            async with s.post(h.url + "/login", data={"token": "nope", "next": "/"}) as resp:
+                assert resp.status == 401 and "wrong token" in await resp.text()
+            async with s.post(
+                h.url + "/login",
+                data={"token": TOKEN, "next": "https://evil.example/"},
+                allow_redirects=False,
+            ) as resp:
+                assert resp.status == 303 and resp.headers["Location"] == "/"
+                cookie = resp.headers["Set-Cookie"]
+                assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+            async with s.get(h.url + "/") as resp:
+                page = await resp.text()
+                assert resp.status == 200 and "hello" in page and "every 10 seconds" in page
+            csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+            assert csrf is not None
+            async with s.post(h.url + "/tasks/hello/pause", data={}) as resp:
+                assert resp.status == 403 and "CSRF" in await resp.text()
+            assert "hello" not in h.scheduler.paused
+            async with s.post(
+                h.url + "/tasks/hello/run", data={"csrf": csrf.group(1)}, allow_redirects=False
+            ) as resp:
+                assert resp.status == 303 and resp.headers["Location"].startswith("/runs/")
+                run_page = resp.headers["Location"]
+            async with s.get(h.url + run_page) as resp:
+                assert resp.status == 200
+            # The API itself takes only the header, never the cookie.
+            async with s.get(h.url + "/api/tasks") as resp:
+                assert resp.status == 401
