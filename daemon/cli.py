@@ -470,8 +470,10 @@ def main(argv: list[str] | None = None) -> int:
         from daemon.service import main as run_main
 
         return run_main(args)
-    # One-shot commands log to stderr so `--json` output on stdout stays one document.
-    logs.configure(level="warning", fmt="console", stream=sys.stderr)
+    # One-shot commands log to stderr so `--json` output on stdout stays one document; a
+    # triggered run's own Log steps (info) are part of what the user asked to see.
+    level = "info" if args.command == "trigger" else "warning"
+    logs.configure(level=level, fmt="console", stream=sys.stderr)
     handlers = {
         "check": _check,
         "trigger": _trigger_remote if getattr(args, "remote", False) else _trigger,
