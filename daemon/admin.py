@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import hashlib
 import hmac
@@ -52,6 +53,12 @@ RECENT_RUNS = 12
 # /api/tasks reads the last outcomes of every task; a second of staleness keeps a busy dashboard
 # (or a monitoring poller) from turning into a query storm on the state store.
 RECENT_TTL = 1.0
+# Cron fires land on whole seconds: a background refresh that would start within this window
+# around one (the scheduler's busiest moment) waits until FIRE_QUIET_AFTER past it instead.
+FIRE_QUIET_BEFORE = 0.05
+FIRE_QUIET_AFTER = 0.25
+# Next fires are kept computed this far ahead, so a request right after a fire only slices.
+FIRES_AHEAD = 2 * RECENT_TTL + 1.0
 READY_TIMEOUT = 2.0
 
 
@@ -85,6 +92,21 @@ def _iso(ms: int | None, tz: ZoneInfo) -> str | None:
     if ms is None:
         return None
     return datetime.fromtimestamp(ms / 1000, tz).isoformat(timespec="milliseconds")
+
+
+def _fire_key(task: CompiledTask) -> tuple[str, str]:
+    # A schedule is its expression and its zone: tasks sharing both share their next fires.
+    return (task.cron or "", task.tz.key)
+
+
+def _ts(fire: tuple[float, str, datetime]) -> float:
+    return fire[0]
+
+
+def _log_refresh_failure(task: asyncio.Task[None]) -> None:
+    # A background refresh that fails leaves the last snapshot in place; say why, once per try.
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("admin_recent_refresh_failed", error=str(task.exception()))
 
 
 def _loads(value: Any) -> Any:
@@ -153,15 +175,40 @@ class RunQueries:
         return row
 
     async def recent(self, tasks: list[str], n: int) -> dict[str, list[dict[str, Any]]]:
-        """The last `n` runs of each task, newest first (one indexed query per task)."""
-        out: dict[str, list[dict[str, Any]]] = {}
-        sql = self._sql(
-            "SELECT run_id, status, trigger, scheduled_at, started_at, finished_at, duration_ms,"
-            " reason FROM cronstack_runs WHERE task = $1"
-            " ORDER BY scheduled_at DESC, attempt DESC LIMIT $2"
+        """The last `n` runs of each task, newest first, in one statement.
+
+        Not a ROW_NUMBER() window over the table: that reads every row kept (up to max_runs per
+        task), half a second for 200k rows on SQLite while the store's writers wait for the
+        connection. A correlated per-task LIMIT (LATERAL on PostgreSQL, a rowid subquery on
+        SQLite) reads only the `n` newest index entries of each task."""
+        if not tasks:
+            return {}
+        cols = (
+            "r.task, r.run_id, r.status, r.trigger, r.attempt, r.instance, r.scheduled_at,"
+            " r.started_at, r.finished_at, r.duration_ms, r.error, r.reason"
         )
-        for name in tasks:
-            out[name] = await self.store.ds.fetch(sql, [name, n])
+        if self.store.dialect == "sqlite":
+            sql = (
+                f"SELECT {cols} FROM json_each(?1) AS t JOIN cronstack_runs r ON r.rowid IN"
+                " (SELECT rowid FROM cronstack_runs WHERE task = t.value"
+                " ORDER BY scheduled_at DESC, attempt DESC LIMIT ?2)"
+            )
+            params: list[Any] = [orjson.dumps(tasks).decode(), n]
+        else:
+            sql = (
+                f"SELECT {cols} FROM unnest($1::text[]) AS t(name) CROSS JOIN LATERAL"
+                " (SELECT * FROM cronstack_runs WHERE task = t.name"
+                " ORDER BY scheduled_at DESC, attempt DESC LIMIT $2) r"
+            )
+            params = [tasks, n]
+        rows = await self.store.ds.fetch(sql, params)
+        out: dict[str, list[dict[str, Any]]] = {name: [] for name in tasks}
+        for row in rows:
+            row["error"] = _loads(row["error"])
+            out.setdefault(row["task"], []).append(row)
+        for runs in out.values():
+            # Neither join promises an order across its output: newest first, per task.
+            runs.sort(key=lambda r: (r["scheduled_at"], r["attempt"] or 0), reverse=True)
         return out
 
     async def last_success(self) -> dict[str, int]:
@@ -179,8 +226,27 @@ class RunQueries:
 
 @dataclass(slots=True)
 class _Recent:
+    """A snapshot of the last outcomes per task; `at` = 0 means none yet, or invalidated."""
+
     at: float = 0.0
+    version: int = 0
     runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Fires:
+    """Upcoming fires of one (cron, timezone): (epoch seconds, RFC 3339 text, datetime)."""
+
+    times: list[tuple[float, str, datetime]] = field(default_factory=list)
+    exhausted: bool = False
+
+
+@dataclass(slots=True)
+class _Static:
+    """The parts of every task's view that do not move with the clock, and what they came from."""
+
+    key: tuple[Any, ...]
+    views: list[tuple[CompiledTask, dict[str, Any]]]
 
 
 class Sessions:
@@ -242,9 +308,13 @@ class AdminServer:
         self.sessions = Sessions(token) if token else None
         self.queries = RunQueries(ctx.store) if ctx.store is not None else None
         self._recent = _Recent()
-        self._fires: dict[str, tuple[bytes, float, list[str]]] = {}
-        self._refresh: asyncio.Future[None] | None = None
-        self._views: tuple[Any, float, list[dict[str, Any]]] | None = None
+        self._versions = 0  # snapshot versions: identity by counter, never by id() (reused)
+        self._invalidated = 0  # bumped by run-now/pause: a load begun before must not count
+        self._refresh: asyncio.Task[None] | None = None
+        self._fires: dict[tuple[str, str], _Fires] = {}
+        self._static: _Static | None = None
+        # /api/tasks as bytes: (static key, running count), valid until the earliest next fire.
+        self._body: tuple[tuple[Any, ...], float, bytes] | None = None
         # Runs triggered here that may not have reached the store yet: their page says "queued".
         self._queued: dict[str, str] = {}
         self._runner: web.AppRunner | None = None
@@ -318,6 +388,11 @@ class AdminServer:
         return f"http://{self.bound}"
 
     async def close(self) -> None:
+        refresh, self._refresh = self._refresh, None
+        if refresh is not None:
+            refresh.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await refresh
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
@@ -461,90 +536,168 @@ class AdminServer:
                 return task
         raise web.HTTPNotFound(reason=f'unknown task "{name}"')
 
+    def _invalidate(self) -> None:
+        """After run-now or pause: the next read waits for a fresh snapshot."""
+        self._invalidated += 1
+        self._recent = _Recent(0.0, self._recent.version, self._recent.runs)
+
     async def _recent_runs(self) -> dict[str, list[dict[str, Any]]]:
+        """The last outcomes per task. A stale snapshot is served while a background refresh
+        (one at a time, kept off the fire instant) replaces it: a busy poller never waits for
+        the store, and never makes the loop query it exactly when every-second tasks fire."""
         if self.queries is None:
             return {}
-        if time.monotonic() - self._recent.at <= RECENT_TTL:
+        recent = self._recent
+        if recent.at and time.monotonic() - recent.at <= RECENT_TTL:
+            return recent.runs
+        if not recent.at:
+            # Never loaded, or invalidated by an action this client expects to see: wait, a
+            # few rounds at most (a load that began before an invalidation does not count).
+            for _ in range(3):
+                if self._refresh is None or self._refresh.done():
+                    self._start_refresh(background=False)
+                assert self._refresh is not None
+                await asyncio.shield(self._refresh)
+                if self._recent.at:
+                    break
             return self._recent.runs
-        # One refresh at a time: concurrent requests wait for it instead of each running it.
         if self._refresh is None or self._refresh.done():
-            self._refresh = asyncio.ensure_future(self._load_recent(self.queries))
-        await asyncio.shield(self._refresh)
-        return self._recent.runs
+            self._start_refresh(background=True)
+        return recent.runs
 
-    async def _load_recent(self, queries: RunQueries) -> None:
+    def _start_refresh(self, *, background: bool) -> None:
+        assert self.queries is not None
+        task = asyncio.create_task(
+            self._load_recent(self.queries, background), name="admin-recent-refresh"
+        )
+        self._refresh = task
+        # Also for a waited-on load: its waiter may have gone (client disconnected).
+        task.add_done_callback(_log_refresh_failure)
+
+    async def _load_recent(self, queries: RunQueries, background: bool) -> None:
+        if background:
+            phase = time.time() % 1.0
+            if phase > 1.0 - FIRE_QUIET_BEFORE or phase < FIRE_QUIET_AFTER:
+                await asyncio.sleep((FIRE_QUIET_AFTER - phase) % 1.0)
+        invalidated = self._invalidated
         started = time.monotonic()
         names = [t.name for t in self.ctx.scheduler.tasks()]
-        self._recent = _Recent(started, await queries.recent(names, RECENT_RUNS))
+        runs = await queries.recent(names, RECENT_RUNS)
+        self._versions += 1
+        fresh = invalidated == self._invalidated
+        self._recent = _Recent(started if fresh else 0.0, self._versions, runs)
+        if background:
+            # Off the fire instant too: the views' fixed parts and the next fires for the
+            # coming seconds, so requests between now and the next refresh only slice.
+            now_ts = self.ctx.scheduler.clock.now().timestamp()
+            static = self._static_views(runs)
+            for task, _view in static.views:
+                self._next_fires(task, now_ts, ahead=FIRES_AHEAD)
 
-    def _next_fires(self, task: CompiledTask, now: datetime) -> list[str]:
-        """The next fires, computed again only once the first of them has passed (a poller at
-        200 req/s must not re-evaluate every cron expression on every request)."""
-        if task.schedule is None or task.status != "active":
+    def _next_fires(self, task: CompiledTask, now_ts: float, ahead: float = 0.0) -> list[str]:
+        """The next NEXT_FIRES fires after `now_ts`. Kept per (cron, timezone) and extended
+        incrementally: passed fires are dropped, only missing ones are computed (a cron
+        evaluation costs ~20 us; 100 tasks x 5 fires on every request would cost the loop
+        milliseconds right when every-second tasks fire)."""
+        schedule = task.schedule
+        if schedule is None or task.status != "active":
             return []
-        now_ts = now.timestamp()
-        cached = self._fires.get(task.name)
-        if cached is not None and cached[0] == task.fingerprint and now_ts < cached[1]:
-            return cached[2]
-        try:
-            upcoming = task.schedule.next_n(now.astimezone(task.tz), NEXT_FIRES)
-        except LookupError:
-            upcoming = []
-        fires = [f.isoformat() for f in upcoming]
-        until = upcoming[0].timestamp() if upcoming else now_ts + 60
-        self._fires[task.name] = (task.fingerprint, until, fires)
-        return fires
+        key = _fire_key(task)
+        fires = self._fires.get(key)
+        if fires is None:
+            fires = self._fires[key] = _Fires()
+        times = fires.times
+        if times and times[0][0] <= now_ts:
+            del times[: bisect.bisect_right(times, now_ts, key=_ts)]
+        horizon = now_ts + ahead
+        beyond = len(times) - (bisect.bisect_right(times, horizon, key=_ts) if ahead else 0)
+        if beyond < NEXT_FIRES and not fires.exhausted:
+            after = times[-1][2] if times else datetime.fromtimestamp(now_ts, task.tz)
+            for _ in range(NEXT_FIRES - beyond):
+                try:
+                    after = schedule.next_after(after)
+                except LookupError:
+                    fires.exhausted = True
+                    break
+                times.append((after.timestamp(), after.isoformat(), after))
+        return [t[1] for t in times[:NEXT_FIRES]]
+
+    def _static_views(self, recent: dict[str, list[dict[str, Any]]]) -> _Static:
+        """Every task's view without `next`: rebuilt only when an input changed (a new history
+        snapshot, the pause set, the task definitions)."""
+        scheduler = self.ctx.scheduler
+        tasks = scheduler.tasks()
+        key = (
+            self._recent.version,
+            frozenset(scheduler.paused),
+            tuple(t.fingerprint for t in tasks),
+        )
+        cached = self._static
+        if cached is not None and cached.key == key:
+            return cached
+        if cached is None or cached.key[2] != key[2]:
+            # Definitions changed (reload): forget fires of schedules no task has any more.
+            keep = {_fire_key(t) for t in tasks}
+            self._fires = {k: v for k, v in self._fires.items() if k in keep}
+        views: list[tuple[CompiledTask, dict[str, Any]]] = []
+        for task in sorted(tasks, key=lambda t: t.name.lower()):
+            tz = task.tz
+            runs = recent.get(task.name, [])
+            last = runs[0] if runs else None
+            view = {
+                "name": task.name,
+                "description": task.description,
+                "status": task.status,
+                "cron": task.cron,
+                "schedule": task.schedule.describe() if task.schedule else "manual only",
+                "timezone": tz.key,
+                "next": [],
+                "paused": task.name in scheduler.paused,
+                "last_run": _run_json(last, task.name, tz) if last else None,
+                "recent": [
+                    {
+                        "run_id": r["run_id"],
+                        "status": r["status"],
+                        "scheduled_at": _iso(r["scheduled_at"], tz),
+                    }
+                    for r in runs
+                ],
+                "expect_success_within": task.expect_success_within,
+            }
+            views.append((task, view))
+        static = _Static(key, views)
+        self._static = static
+        return static
+
+    async def _views_now(self) -> tuple[tuple[Any, ...], float, list[dict[str, Any]]]:
+        """The task views with their next fires; their key, and until when they hold."""
+        now_ts = self.ctx.scheduler.clock.now().timestamp()
+        static = self._static_views(await self._recent_runs())
+        until = now_ts + 3600
+        views = []
+        for task, view in static.views:
+            fires = self._next_fires(task, now_ts)
+            if fires:
+                until = min(until, self._fires[_fire_key(task)].times[0][0])
+            views.append({**view, "next": fires})
+        return static.key, until, views
 
     async def task_views(self) -> list[dict[str, Any]]:
         """Every task with its schedule, next fires, pause state and last outcomes."""
-        scheduler = self.ctx.scheduler
-        now = scheduler.clock.now()
-        recent = await self._recent_runs()
-        tasks = scheduler.tasks()
-        # Rebuilt only when an input changed: the history snapshot, the pause set (replaced,
-        # never mutated), the task definitions, or the earliest next fire has passed.
-        key = (id(self._recent), id(scheduler.paused), tuple(t.fingerprint for t in tasks))
-        cached = self._views
-        if cached is not None and cached[0] == key and now.timestamp() < cached[1]:
-            return cached[2]
-        views = []
-        until = now.timestamp() + 3600
-        for task in sorted(tasks, key=lambda t: t.name.lower()):
-            tz = task.tz
-            fires = self._next_fires(task, now)
-            runs = recent.get(task.name, [])
-            last = runs[0] if runs else None
-            views.append(
-                {
-                    "name": task.name,
-                    "description": task.description,
-                    "status": task.status,
-                    "cron": task.cron,
-                    "schedule": task.schedule.describe() if task.schedule else "manual only",
-                    "timezone": tz.key,
-                    "next": fires,
-                    "paused": task.name in scheduler.paused,
-                    "last_run": _run_json(last, task.name, tz) if last else None,
-                    "recent": [
-                        {
-                            "run_id": r["run_id"],
-                            "status": r["status"],
-                            "scheduled_at": _iso(r["scheduled_at"], tz),
-                        }
-                        for r in runs
-                    ],
-                    "expect_success_within": task.expect_success_within,
-                }
-            )
-            if fires:
-                until = min(until, self._fires[task.name][1])
-        self._views = (key, until, views)
-        return views
+        return (await self._views_now())[2]
 
     async def api_tasks(self, request: web.Request) -> web.Response:
-        return _json(
-            {"tasks": await self.task_views(), "running": self.ctx.scheduler.running_count}
-        )
+        # Served from bytes while nothing it shows changed: a poller at 200 req/s costs the
+        # loop a lookup, not 100 views serialized per request.
+        now_ts = self.ctx.scheduler.clock.now().timestamp()
+        static = self._static_views(await self._recent_runs())
+        key = (static.key, self.ctx.scheduler.running_count)
+        cached = self._body
+        if cached is None or cached[0] != key or now_ts >= cached[1]:
+            _key, until, views = await self._views_now()
+            body = orjson.dumps({"tasks": views, "running": key[1]}, default=str)
+            cached = self._body = (key, until, body)
+        return web.Response(body=cached[2], content_type="application/json")
 
     def _trigger(self, name: str) -> str:
         self._task(name)
@@ -554,7 +707,7 @@ class AdminServer:
             raise web.HTTPNotFound(reason=f'unknown task "{name}"') from None
         except RuntimeError as exc:
             raise web.HTTPServiceUnavailable(reason=str(exc)) from None
-        self._recent = _Recent()  # stale: the next read refreshes it
+        self._invalidate()
         self._queued[run_id] = name
         while len(self._queued) > 1000:
             self._queued.pop(next(iter(self._queued)))
@@ -576,7 +729,7 @@ class AdminServer:
         scheduler = self.ctx.scheduler
         # A new set, not an in-place change: the service's poller compares by value.
         scheduler.paused = (scheduler.paused | {name}) if paused else (scheduler.paused - {name})
-        self._recent = _Recent()  # stale: the next read refreshes it
+        self._invalidate()
         if self.ctx.on_change is not None:
             self.ctx.on_change()
         log.info("admin_paused" if paused else "admin_resumed", task=name)

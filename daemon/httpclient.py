@@ -279,7 +279,11 @@ class HttpClient:
         # An error response only feeds an excerpt: cut it at the cap instead of failing, so the
         # step still reports the status (the more useful error).
         truncate = not 200 <= resp.status < 300
-        if not truncate and resp.content_length is not None and resp.content_length > cap:
+        length = resp.content_length
+        if length is not None and length <= cap:
+            # The parser stops at Content-Length: one read, no chunk loop (the common case).
+            return await resp.read()
+        if not truncate and length is not None:
             raise HttpError(_too_big(method, url, cap), status=resp.status)
         chunks: list[bytes] = []
         size = 0

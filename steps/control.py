@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from daemon.errors import ReturnSignal, RunError, StepError
+from daemon.secrets import mask_value
 from steps._values import is_template, json_type, seconds, to_text
 from steps.base import Evaluator, Step, StepCompiler, StepSpec
 
@@ -174,7 +175,9 @@ class TryCatch(Step):
                 await ctx.run_step(step)
         except RunError as err:
             saved = ctx.error
-            ctx.error = err.as_dict()
+            # Masked here, for every error type: catch steps may write `error.message` to a
+            # table or an outgoing request, where no later redaction reaches it.
+            ctx.error = mask_value(err.as_dict())
             try:
                 for step in self._catch:
                     await ctx.run_step(step)

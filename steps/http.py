@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -232,6 +233,8 @@ class ExternalApiRequest(Step):
     __slots__ = (
         "_attempts",
         "_body",
+        "_const_headers",
+        "_header_secrets",
         "_headers",
         "_initial_delay",
         "_max_delay",
@@ -261,6 +264,18 @@ class ExternalApiRequest(Step):
         self._headers: Evaluator | None = (
             c.template(spec.headers, "headers") if spec.headers is not None else None
         )
+        # Literal headers (the common `Authorization: Bearer ...` written in the task) are
+        # flattened and classified once here; a run only re-registers the secret values.
+        self._const_headers: dict[str, str] | None = None
+        self._header_secrets: tuple[str, ...] = ()
+        if isinstance(spec.headers, Mapping) and not any(
+            is_template(k) or is_template(v) or isinstance(v, Mapping | list)
+            for k, v in spec.headers.items()
+        ):
+            with contextlib.suppress(StepError):
+                pairs = _pairs(spec.headers, "headers")
+                self._const_headers = dict(pairs)
+                self._header_secrets = tuple(v for k, v in pairs if is_secret_header(k))
         self._params: Evaluator | None = (
             c.template(spec.params, "params") if spec.params is not None else None
         )
@@ -320,7 +335,11 @@ class ExternalApiRequest(Step):
         elif not isinstance(url, URL):
             raise StepError(f"External API Request url must be a non-empty string, got {url!r:.80}")
         headers: dict[str, str] = {}
-        if self._headers is not None:
+        if self._const_headers is not None:
+            for value in self._header_secrets:
+                SECRETS.add(value)  # a set lookup once known; a registry may be new
+            headers = self._const_headers  # never mutated: the client copies what it sends
+        elif self._headers is not None:
             for name, value in _pairs(self._headers(ctx), "headers"):
                 if is_secret_header(name):
                     SECRETS.add(value)

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import math
+import secrets
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
+from daemon.compiler import compile_stack
+from daemon.context import Resources
+from daemon.datasources import create_datasource
+from daemon.runner import run_stack
 from steps.control import truthy
-from tests.steps.helpers import compile_issues, compile_warnings, run, step
+from tests.steps.helpers import REGISTRY, compile_issues, compile_warnings, run, step
 
 
 def setv(name: str, value: Any) -> dict[str, Any]:
@@ -194,6 +200,45 @@ async def test_try_catch_binds_error_and_runs_finally() -> None:
     }
     assert fin is True
     assert after is None
+
+
+async def test_try_catch_binds_a_masked_error(tmp_path: Path) -> None:
+    """An env secret in a caught error's message reaches catch steps (and a table) as ***."""
+    secret = f"tok-{secrets.token_hex(12)}"
+    (tmp_path / "schema.sql").write_text("CREATE TABLE alerts (id INTEGER PRIMARY KEY, msg TEXT);")
+    ds = create_datasource(
+        "primary",
+        f"sqlite:///{tmp_path}/db.sqlite",
+        base_dir=tmp_path,
+        init_sql=[Path("schema.sql")],
+    )
+    await ds.open()
+    try:
+        res = Resources(
+            datasources={"primary": ds}, default_datasource="primary", env={"API_TOKEN": secret}
+        )
+        stack = compile_stack(
+            [
+                step(
+                    "Try-Catch",
+                    try_steps=[step("Throw Error", message="token {{env.API_TOKEN}} rejected")],
+                    catch_steps=[
+                        setv("caught", "{{error.message}}"),
+                        step("Add Record", table="alerts", data={"msg": "{{error.message}}"}),
+                    ],
+                ),
+                step("Return", value="{{caught}}"),
+            ],
+            registry=REGISTRY,
+            resources=res,
+        )
+        result = await run_stack(stack.steps, resources=res)
+        stored = await ds.fetch("SELECT msg FROM alerts", [])
+    finally:
+        await ds.close()
+    assert result.status == "succeeded", result.error
+    assert result.value == "token *** rejected"
+    assert stored == [{"msg": "token *** rejected"}]
 
 
 async def test_try_catch_error_in_catch_propagates_after_finally() -> None:
