@@ -11,7 +11,7 @@ import random
 from collections import deque
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
@@ -30,6 +30,13 @@ SKIPPED = "skipped"
 MISSED = "missed"
 # Claim answers from the state store (see daemon.store).
 WON, LOST, BUSY = "won", "lost", "busy"
+# ... and EARLY: the slot is still in the future by the store's (database) clock; nothing was
+# written, and the fire is pushed back onto the heap to be claimed again later.
+EARLY = "early"
+# Delay before an EARLY fire is claimed again: doubles per refusal up to the cap, so a clock
+# that stays wrong costs a few statements per slot, not a tight loop.
+EARLY_RETRY = 0.25
+EARLY_RETRY_MAX = 5.0
 
 # Missed slots recorded one by one per task and wake-up; beyond that, one outcome says how many.
 # A laptop resuming after a week must not write 600,000 rows for an every-second task.
@@ -111,7 +118,8 @@ class Claim:
 
 class Claimer(Protocol):
     """The state store's claim: WON (its `running` row is written before any step runs), LOST
-    (another process owns the slot) or BUSY (a live run of the task elsewhere; recorded skipped)."""
+    (another process owns the slot), BUSY (a live run of the task elsewhere; recorded skipped) or
+    EARLY (not due yet by the store's clock; nothing recorded, fired again later)."""
 
     async def claim(self, claim: Claim) -> str: ...
 
@@ -206,11 +214,53 @@ def backoff_delay(policy: RetryPolicy, attempt: int, rng: random.Random) -> floa
     return rng.uniform(0.0, cap)
 
 
+class _Slots:
+    """`max_concurrent_runs`: a counter, with FIFO waiters only once it is exhausted.
+
+    Unlike `asyncio.Semaphore.acquire`, taking a free slot is a plain call, not a coroutine:
+    it sits on the path of every fire.
+    """
+
+    __slots__ = ("free", "waiters")
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self.waiters: deque[asyncio.Future[None]] = deque()
+
+    def try_take(self) -> bool:
+        if self.free > 0 and not self.waiters:
+            self.free -= 1
+            return True
+        return False
+
+    async def take(self) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # handed a slot just as we were cancelled: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    self.waiters.remove(fut)
+            raise
+
+    def release(self) -> None:
+        while self.waiters:
+            fut = self.waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+        self.free += 1
+
+
+# A heap bucket: tasks due at the same instant, in the order they were armed.
+_Due = tuple[_TaskState, int, datetime]  # state, its generation when armed, the slot
+
+
 class Scheduler:
     """Fires compiled tasks on their cron schedules from a single loop (see `serve`)."""
-
-    # Epoch seconds of recently computed slots: many tasks share a slot, compute it once.
-    _ts: dict[datetime, float] = {}
 
     def __init__(
         self,
@@ -237,10 +287,12 @@ class Scheduler:
         self._run_fn = run
         self.recorder: RunRecorder = recorder or LogRecorder()
         self._rng = rng or random.Random()  # jitter and backoff, not security
-        self._limit = asyncio.Semaphore(max_concurrent_runs) if max_concurrent_runs else None
+        self._limit = _Slots(max_concurrent_runs) if max_concurrent_runs else None
         self._states: dict[str, _TaskState] = {t.name: _TaskState(t, resources) for t in tasks}
-        self._heap: list[tuple[float, int, _TaskState, int, datetime]] = []
-        self._seq = itertools.count()
+        # Distinct fire instants (epoch seconds) in a heap, each with its bucket of due tasks:
+        # 10,000 tasks sharing a slot cost one heap operation, not 10,000.
+        self._heap: list[float] = []
+        self._buckets: dict[float, list[_Due]] = {}
         self._wake = asyncio.Event()
         self._manual: deque[_Fire] = deque()
         self._runs: set[asyncio.Task[None]] = set()  # every task we started, until it ends
@@ -249,7 +301,12 @@ class Scheduler:
         self._idle = asyncio.Event()
         self._idle.set()
         self.armed = asyncio.Event()
+        self._held: list[RunResult] | None = None  # final results held while a batch starts
         self.fired = 0
+        # Fires the store answered EARLY, pushed back onto the heap: (state, heap time) -> the
+        # slot (ms); their next slot is on the heap already. And refusals so far per slot.
+        self._early: dict[tuple[_TaskState, datetime], int] = {}
+        self._early_tries: dict[tuple[_TaskState, int], int] = {}
         self.log_fires = log_fires
 
     # --- introspection --------------------------------------------------------------------------
@@ -272,16 +329,13 @@ class Scheduler:
     def next_fire(self, name: str) -> datetime | None:
         """The next scheduled fire of a task (for status pages), or None."""
         state = self._states.get(name)
-        best = None
-        for ts, _, st, gen, slot in self._heap:
-            if (
-                st is state
-                and state is not None
-                and gen == state.gen
-                and (best is None or ts < best[0])
-            ):
-                best = (ts, slot)
-        return best[1] if best else None
+        if state is None:
+            return None
+        for ts in sorted(self._buckets):
+            for st, gen, slot in self._buckets[ts]:
+                if st is state and gen == state.gen:
+                    return slot
+        return None
 
     # --- heap -----------------------------------------------------------------------------------
 
@@ -289,31 +343,45 @@ class Scheduler:
     def _schedulable(task: CompiledTask) -> bool:
         return task.status == "active" and task.schedule is not None
 
-    def _push(self, state: _TaskState, slot: datetime) -> None:
-        heapq.heappush(self._heap, (slot.timestamp(), next(self._seq), state, state.gen, slot))
+    def _push(self, state: _TaskState, slot: datetime, ts: float | None = None) -> None:
+        if ts is None:
+            ts = slot.timestamp()
+        bucket = self._buckets.get(ts)
+        if bucket is None:
+            bucket = self._buckets[ts] = []
+            heapq.heappush(self._heap, ts)
+        bucket.append((state, state.gen, slot))
 
-    def _arm(self, state: _TaskState, after: datetime, memo: dict[Any, datetime]) -> None:
+    def _arm(self, state: _TaskState, after: datetime, memo: dict[Any, Any]) -> None:
         if self._schedulable(state.task):
             nxt = self._next(state.task.schedule, after, memo)  # type: ignore[arg-type]
             if nxt is not None:
                 self._push(state, nxt)
 
     @staticmethod
-    def _next(
-        schedule: CronSchedule, after: datetime, memo: dict[Any, datetime]
-    ) -> datetime | None:
-        # Tasks sharing an expression and timezone (10,000 `* * * * * *` tasks, many `@hourly`)
-        # share the computation within one batch.
-        key = (schedule.expression, schedule.tz.key, after)
-        found = memo.get(key)
-        if found is None:
-            try:
-                found = schedule.next_after(after)
-            except LookupError:
-                log.warning("schedule_exhausted", cron=schedule.expression)
-                return None
-            memo[key] = found
-            Scheduler._ts[found] = found.timestamp()
+    def _next(schedule: CronSchedule, after: datetime, memo: dict[Any, Any]) -> datetime | None:
+        found = Scheduler._next_ts(schedule, after, after.timestamp(), memo)
+        return found[1] if found is not None else None
+
+    @staticmethod
+    def _next_ts(
+        schedule: CronSchedule, after: datetime, after_ts: float, memo: dict[Any, Any]
+    ) -> tuple[float, datetime] | None:
+        """The slot after `after` and its epoch seconds. Tasks sharing an expression and timezone
+        (10,000 `* * * * * *` tasks, many `@hourly`) share the computation within one batch."""
+        key = (schedule.expression, schedule.tz.key, after_ts)
+        try:
+            return memo[key]
+        except KeyError:
+            pass
+        try:
+            nxt = schedule.next_after(after)
+        except LookupError:
+            log.warning("schedule_exhausted", cron=schedule.expression)
+            found = None
+        else:
+            found = (nxt.timestamp(), nxt)
+        memo[key] = found
         return found
 
     # --- the loop -------------------------------------------------------------------------------
@@ -323,7 +391,7 @@ class Scheduler:
 
         Returns once `stop_firing` is called; runs in flight are the caller's to drain.
         """
-        memo: dict[Any, datetime] = {}
+        memo: dict[Any, Any] = {}
         now = self.clock.now()
         self._boot_ts = now.timestamp()
         for state in self._states.values():
@@ -334,9 +402,9 @@ class Scheduler:
             self._arm(state, after, memo)
         self.armed.set()
         log.debug("scheduler_armed", tasks=len(self._states), heap=len(self._heap))
+        heap, buckets = self._heap, self._buckets
         while not self._stopping:
             self._wake.clear()
-            pending: list[Outcome] = []
             while self._manual:
                 fire = self._manual.popleft()
                 if self._states.get(fire.state.task.name) is fire.state:
@@ -344,51 +412,68 @@ class Scheduler:
             # The timer may fire early (uvloop: ~1 ms), so what is due is decided by the clock.
             now = self.clock.now()
             now_ts = now.timestamp()
-            if self._heap and self._heap[0][0] <= now_ts:
-                batch = []
-                while self._heap and self._heap[0][0] <= now_ts:
-                    batch.append(heapq.heappop(self._heap))
+            if heap and heap[0] <= now_ts:
+                batch: list[tuple[float, list[_Due]]] = []
+                while heap and heap[0] <= now_ts:
+                    ts = heapq.heappop(heap)
+                    batch.append((ts, buckets.pop(ts)))
                 memo = {}
-                if len(Scheduler._ts) > 100_000:
-                    Scheduler._ts.clear()
-                for i, entry in enumerate(batch, 1):
-                    self._due(entry, now, memo, pending)
-                    if i % BATCH_CHUNK == 0:
-                        # Let the runs created so far start while the rest are prepared.
-                        await asyncio.sleep(0)
-                for outcome in pending:
-                    await self._record(outcome)
-                # Let the runs just created start before the loop looks at the heap again.
-                await asyncio.sleep(0)
+                pending: list[Outcome] = []
+                # Write-behind while the batch starts: runs that end meanwhile leave their final
+                # result here and it is recorded after the last run of the batch has started.
+                held: list[RunResult] = []
+                self._held = held
+                try:
+                    done = 0
+                    for ts, bucket in batch:
+                        ms = int(ts * 1000)
+                        for entry in bucket:
+                            self._due(ts, ms, entry, now, now_ts, memo, pending)
+                            done += 1
+                            if done % BATCH_CHUNK == 0:
+                                # Let the runs created so far start while the rest are prepared.
+                                await asyncio.sleep(0)
+                    # Let the runs just created start before the loop looks at the heap again.
+                    await asyncio.sleep(0)
+                finally:
+                    self._held = None
+                    if pending or held:
+                        self._spawn_record(*pending, *(self._from_result(r, True) for r in held))
                 continue
-            for outcome in pending:
-                await self._record(outcome)
-            deadline = self._heap[0][4] if self._heap else None
+            deadline = buckets[heap[0]][0][2] if heap else None
             await self.clock.sleep_until(deadline, self._wake)
 
     def _due(
         self,
-        entry: tuple[float, int, _TaskState, int, datetime],
+        ts: float,
+        ms: int,
+        entry: _Due,
         now: datetime,
-        memo: dict[Any, datetime],
+        now_ts: float,
+        memo: dict[Any, Any],
         pending: list[Outcome],
     ) -> None:
-        ts, _, state, gen, slot = entry
-        if gen != state.gen or self._states.get(state.task.name) is not state:
-            return  # superseded by a reload
+        state, gen, slot = entry
+        if gen != state.gen:
+            return  # superseded by a reload (a removed task's generation moves on too)
+        if self._early:
+            early = self._early.pop((state, slot), None)
+            if early is not None:
+                self._fire(state, early, "schedule", pending)
+                return
         task = state.task
         schedule = task.schedule
         assert schedule is not None
         grace = task.misfire_grace
-        now_ts = now.timestamp()
         # The next slot always comes from this slot, never from now: no drift, no invented or
         # repeated slot after a clock jump.
-        nxt = self._next(schedule, slot, memo)
-        if now_ts - ts <= grace and (nxt is None or self._ts[nxt] > now_ts):
-            if nxt is not None:
-                heapq.heappush(self._heap, (self._ts[nxt], next(self._seq), state, gen, nxt))
-            self._fire(state, slot, "schedule", pending, int(ts * 1000))
+        found = self._next_ts(schedule, slot, ts, memo)
+        if now_ts - ts <= grace and (found is None or found[0] > now_ts):
+            if found is not None:
+                self._push(state, found[1], found[0])
+            self._fire(state, ms, "schedule", pending)
             return
+        nxt = found[1] if found is not None else None
         # Late: a blocked loop, a clock jump, a suspend. Slots later than the grace, and slots a
         # later slot that is also due supersedes, do not run; they are recorded `missed`.
         missed: list[tuple[datetime, str]] = []
@@ -421,7 +506,7 @@ class Scheduler:
         if cur is not None and cur.timestamp() <= now_ts:
             if nxt is not None:
                 self._push(state, nxt)
-            self._fire(state, cur, "schedule", pending)
+            self._fire(state, _ms(cur), "schedule", pending)
             ran = True
         else:
             if cur is not None:
@@ -430,7 +515,7 @@ class Scheduler:
         catch_up = task.catch_up
         for i, (m, why) in enumerate(missed):
             if catch_up == "all":
-                self._fire(state, m, "catch_up", pending)
+                self._fire(state, _ms(m), "catch_up", pending)
                 if unrecorded and i == len(missed) - 1:
                     # Never silently dropped: the slots beyond the cap get one missed row.
                     pending.append(
@@ -445,13 +530,13 @@ class Scheduler:
                     )
                 continue
             if catch_up == "latest" and not ran and m == latest_missed:
-                self._fire(state, m, "catch_up", pending)
+                self._fire(state, _ms(m), "catch_up", pending)
                 continue
             if unrecorded and i == len(missed) - 1:
                 why += f"; later slots up to {now.isoformat()} were missed too (not recorded)"
             pending.append(self._never_ran(state, _ms(m), "schedule", MISSED, why))
         if catch_up == "latest" and not ran and unrecorded:
-            self._fire(state, latest_missed, "catch_up", pending)
+            self._fire(state, _ms(latest_missed), "catch_up", pending)
 
     def _never_ran(
         self, state: _TaskState, scheduled_ms: int, trigger: str, status: str, reason: str
@@ -471,22 +556,18 @@ class Scheduler:
         )
 
     def _fire(
-        self,
-        state: _TaskState,
-        slot: datetime,
-        trigger: str,
-        pending: list[Outcome],
-        scheduled_ms: int | None = None,
+        self, state: _TaskState, scheduled_ms: int, trigger: str, pending: list[Outcome]
     ) -> None:
         self.fired += 1
         name = state.task.name
-        if scheduled_ms is None:
-            scheduled_ms = _ms(slot)
-        fire = _Fire(state, trigger, scheduled_ms, f"{name}@{scheduled_ms}", _run_id())
         if self.log_fires:  # a structlog call per fire costs more than the fire itself
             log.debug("fire", task=name, scheduled_at=scheduled_ms, trigger=trigger)
-        if name in self.paused:
+        if self.paused and name in self.paused:
             pending.append(self._never_ran(state, scheduled_ms, trigger, MISSED, "paused"))
+            return
+        fire = _Fire(state, trigger, scheduled_ms, f"{name}@{scheduled_ms}", _run_id())
+        if not state.running and not state.backlog:
+            self._start(state, fire)  # the common case: nothing of this task in flight
             return
         if trigger == "catch_up" and (state.running or state.backlog):
             # Catch-up slots run one after another, oldest first, whatever the overlap policy.
@@ -533,14 +614,19 @@ class Scheduler:
         return outcome
 
     def _start(self, state: _TaskState, fire: _Fire) -> None:
-        waits = [r.handle for r in state.running if r.cancel_reason is not None and r.handle]
-        run = _Run(fire, state.task, state.resources, fire.run_id, trigger=fire.trigger)
-        handle = asyncio.create_task(self._execute(run, waits), name=f"run:{state.task.name}")
+        waits = None
+        if state.running:
+            waits = [r.handle for r in state.running if r.cancel_reason is not None and r.handle]
+        run = _Run(fire, state.task, state.resources, fire.run_id, 1, fire.trigger)
+        # loop.create_task, unnamed: asyncio.create_task and a name per task are measurable
+        # when 10,000 runs start in the same second.
+        handle = asyncio.get_running_loop().create_task(self._execute(run, waits))
         run.handle = handle
         state.running.add(run)
         self._inflight.add(run)
         self._runs.add(handle)
-        self._idle.clear()
+        if self._idle.is_set():
+            self._idle.clear()
 
     @staticmethod
     def _surface(handle: asyncio.Task[None]) -> None:
@@ -582,6 +668,11 @@ class Scheduler:
             outcome.run_id, outcome.attempt, outcome.slot_id = run.run_id, run.attempt, fire.slot_id
             await self._record(outcome)
             return False
+        if answer == EARLY:
+            self._rearm_early(run)
+            return False
+        if self._early_tries:
+            self._early_tries.pop((fire.state, fire.scheduled_ms), None)
         if answer == WON:
             return True
         if answer == BUSY:
@@ -593,7 +684,28 @@ class Scheduler:
             log.debug("slot_claimed_elsewhere", task=task.name, slot_id=fire.slot_id)
         return False
 
-    async def _execute(self, run: _Run, waits: list[asyncio.Task[None]]) -> None:
+    def _rearm_early(self, run: _Run) -> None:
+        """Push a fire the store refused as EARLY back onto the heap, due at its slot but not
+        sooner than the (growing) retry delay: the store's clock decides when it runs."""
+        fire = run.fire
+        state = fire.state
+        if self._stopping or state.task is not run.definition:
+            return  # stopping, or a reload re-armed the task from its new definition
+        if self._states.get(state.task.name) is not state:
+            return
+        key = (state, fire.scheduled_ms)
+        tries = self._early_tries[key] = self._early_tries.get(key, 0) + 1
+        delay = min(EARLY_RETRY_MAX, EARLY_RETRY * 2 ** (tries - 1))
+        due = max(fire.scheduled_ms / 1000, self.clock.now().timestamp() + delay)
+        slot = datetime.fromtimestamp(due, UTC)
+        self._early[(state, slot)] = fire.scheduled_ms
+        self._push(state, slot)
+        self._wake.set()
+        log.info("slot_not_due_yet", task=state.task.name, slot_id=fire.slot_id, retry_at=due)
+
+    async def _execute(self, run: _Run, waits: list[asyncio.Task[None]] | None) -> None:
+        # One coroutine from start to record, awaiting nothing but the run function when there
+        # is no store, no overlap to wait for, no jitter and a free concurrency slot.
         fire = run.fire
         task = run.definition
         policy = task.retry
@@ -602,15 +714,15 @@ class Scheduler:
             if waits:
                 # overlap replace: the cancelled run winds down (and is recorded) first.
                 await asyncio.wait(waits)
-            if not await self._claim(run):
+            if self.claims is not None and not await self._claim(run):
                 return
             if task.jitter > 0 and fire.trigger != "manual":
                 await self.clock.sleep(self._rng.uniform(0.0, task.jitter))
             while True:
                 last = run.attempt >= max_attempts
                 limit = self._limit
-                if limit is not None:
-                    await limit.acquire()
+                if limit is not None and not limit.try_take():
+                    await limit.take()
                 try:
                     result = await self._run_fn(
                         task,
@@ -626,7 +738,15 @@ class Scheduler:
                     if limit is not None:
                         limit.release()
                 final = last or result.status == SUCCEEDED
-                await self._record(self._from_result(result, final))
+                held = self._held
+                if final and held is not None:
+                    held.append(result)  # the serve loop records it once its batch has started
+                    return
+                outcome = self._from_result(result, final)
+                try:
+                    await self.recorder.record(outcome)
+                except Exception:
+                    log.exception("record_failed", task=outcome.task, run_id=outcome.run_id)
                 if final:
                     return
                 assert policy is not None
@@ -696,6 +816,10 @@ class Scheduler:
         self._inflight.discard(run)
         if run.handle is not None:
             self._runs.discard(run.handle)
+        if not state.backlog and state.queued is None:  # the common case: nothing waits
+            if not self._runs and not self._held:
+                self._idle.set()
+            return
         gone = self._stopping or self._states.get(state.task.name) is not state
         if state.backlog and not state.running:
             if gone:
@@ -714,11 +838,12 @@ class Scheduler:
                 self._spawn_record(outcome)
             else:
                 self._start(state, queued)
-        if not self._runs:
+        if not self._runs and not self._held:
             self._idle.set()
 
-    def _spawn_record(self, outcome: Outcome) -> None:
-        handle = asyncio.create_task(self._record(outcome))
+    def _spawn_record(self, *outcomes: Outcome) -> None:
+        """Record outcomes in a task of their own, one after another, tracked like a run."""
+        handle = asyncio.create_task(self._record(*outcomes))
         self._runs.add(handle)
         self._idle.clear()
 
@@ -746,11 +871,12 @@ class Scheduler:
             result=result,
         )
 
-    async def _record(self, outcome: Outcome) -> None:
-        try:
-            await self.recorder.record(outcome)
-        except Exception:
-            log.exception("record_failed", task=outcome.task, run_id=outcome.run_id)
+    async def _record(self, *outcomes: Outcome) -> None:
+        for outcome in outcomes:
+            try:
+                await self.recorder.record(outcome)
+            except Exception:
+                log.exception("record_failed", task=outcome.task, run_id=outcome.run_id)
 
     # --- control --------------------------------------------------------------------------------
 
@@ -777,7 +903,7 @@ class Scheduler:
         changed: list[str] = []
         removed: list[str] = []
         now = self.clock.now()
-        memo: dict[Any, datetime] = {}
+        memo: dict[Any, Any] = {}
         outcomes: list[Outcome] = []
         for name in list(self._states):
             if name not in new:
@@ -863,6 +989,7 @@ class Scheduler:
 
 __all__ = [
     "BUSY",
+    "EARLY",
     "LOST",
     "WON",
     "Claim",

@@ -32,7 +32,9 @@ TICK = {
 }
 
 
-def write_config(root: Path, *, shutdown_timeout: str = "5s", level: str = "info") -> Path:
+def write_config(
+    root: Path, *, shutdown_timeout: str = "5s", level: str = "info", log_file: str = ""
+) -> Path:
     (root / "tasks").mkdir(exist_ok=True)
     (root / "init.sql").write_text(
         "CREATE TABLE IF NOT EXISTS ticks "
@@ -51,6 +53,7 @@ init_sql = ["init.sql"]
 
 [log]
 level = "{level}"
+file = "{log_file}"
 
 [admin]
 listen = ""
@@ -229,6 +232,55 @@ def test_run_fires_reloads_and_notifies(tmp_path: Path, notify_socket: socket.so
     reloading = [n for n in notes if n.startswith("RELOADING=1")]
     assert all("\nMONOTONIC_USEC=" in n for n in reloading)
     assert any("STATUS=" in n for n in notes)
+
+
+def test_watchdog_pings_at_half_watchdog_usec(tmp_path: Path, notify_socket: socket.socket) -> None:
+    """WATCHDOG_USEC=200 ms: the running daemon sends WATCHDOG=1 about every 100 ms."""
+    config = write_config(tmp_path)
+    write_task(tmp_path, "tick", TICK)
+    env = {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "200000"}
+    daemon = Daemon(config, env)
+    notes: list[str] = []
+    try:
+        wait_for(
+            lambda: any(n.startswith("READY=1") for n in drain_notify(notify_socket, notes)),
+            what="READY=1",
+        )
+        notes.clear()
+        started = time.monotonic()
+        wait_for(
+            lambda: sum(n == "WATCHDOG=1" for n in drain_notify(notify_socket, notes)) >= 5,
+            timeout=3.0,
+            what="five WATCHDOG=1",
+        )
+        # Five pings are four intervals after the first (~0.4 s): far below the 30 s default.
+        assert time.monotonic() - started < 2.0
+    finally:
+        daemon.close()
+
+
+def test_sighup_reopens_log_file(tmp_path: Path) -> None:
+    """The log file renamed away (logrotate) and SIGHUP: new lines go to a new file by that name."""
+    config = write_config(tmp_path, log_file="logs/cronstack.log")
+    write_task(tmp_path, "tick", TICK)
+    log_file = tmp_path / "logs" / "cronstack.log"
+    rotated = tmp_path / "logs" / "cronstack.log.1"
+    daemon = Daemon(config)
+    try:
+        wait_for(lambda: log_file.exists() and "started" in log_file.read_text(), what="started")
+        log_file.rename(rotated)
+        daemon.signal(signal.SIGHUP)
+        wait_for(lambda: daemon.events("reload"), what="reload event")
+        wait_for(lambda: log_file.exists() and '"reload"' in log_file.read_text(), what="new file")
+        assert_json_lines(log_file.read_text().splitlines())
+        old = rotated.read_text()
+        assert '"started"' in old and '"reload"' not in old
+        # Later lines keep landing in the new file only.
+        size = log_file.stat().st_size
+        wait_for(lambda: log_file.stat().st_size > size, what="more lines in the new file")
+        assert rotated.read_text() == old
+    finally:
+        daemon.close()
 
 
 def test_sigterm_with_long_run_exits_within_shutdown_timeout(tmp_path: Path) -> None:

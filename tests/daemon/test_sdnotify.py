@@ -1,13 +1,18 @@
-"""sd_notify datagrams reach a path socket and an abstract one; the watchdog interval."""
+"""sd_notify datagrams reach a path socket and an abstract one; the watchdog interval and beat."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import socket
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from daemon.sdnotify import Notifier, monotonic_usec
+from daemon.service import Service
 
 
 def _bind(address: str) -> socket.socket:
@@ -69,3 +74,49 @@ def test_watchdog_interval_is_half_and_for_this_pid() -> None:
     mine = {"WATCHDOG_USEC": "2000000", "WATCHDOG_PID": str(os.getpid())}
     assert Notifier(mine).watchdog_interval == 1.0
     assert Notifier({"WATCHDOG_USEC": "2000000", "WATCHDOG_PID": "1"}).watchdog_interval is None
+
+
+def _received(sock: socket.socket) -> list[bytes]:
+    """Every datagram already queued on the socket, without waiting for more."""
+    out = []
+    while True:
+        try:
+            out.append(sock.recv(4096))
+        except BlockingIOError:
+            return out
+
+
+async def _until(check: Callable[[], bool], timeout: float = 2.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+async def test_watchdog_pings_every_half_interval_from_the_loop(tmp_path: Path) -> None:
+    """WATCHDOG_USEC=200 ms: WATCHDOG=1 every ~100 ms; a loop blocked for 500 ms sends none."""
+    path = str(tmp_path / "notify.sock")
+    sock = _bind(path)
+    sock.setblocking(False)
+    service = Service(tmp_path / "config.toml", {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"})
+    assert service.notifier.watchdog_interval == 0.1
+    pinger = asyncio.create_task(service._watchdog(0.1))
+    try:
+        seen: list[bytes] = []
+        started = time.monotonic()
+        await _until(lambda: seen.extend(_received(sock)) or seen.count(b"WATCHDOG=1") >= 5)
+        # Five pings take four intervals (the first is immediate); well under a second.
+        assert 0.35 <= time.monotonic() - started < 1.0
+        # Blocking the loop on purpose: the pinger is a loop task, so nothing may arrive.
+        _received(sock)
+        time.sleep(0.5)
+        assert _received(sock) == []
+        # The loop runs again: the overdue ping goes out at once, then the beat resumes.
+        seen.clear()
+        await _until(lambda: seen.extend(_received(sock)) or seen.count(b"WATCHDOG=1") >= 2)
+    finally:
+        pinger.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pinger
+        service.notifier.close()
+        sock.close()
