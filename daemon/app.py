@@ -86,6 +86,37 @@ async def open_datasources(
     return opened, unreachable, issues
 
 
+async def check_state_store(config: Config, unreachable: Mapping[str, str]) -> list[Issue]:
+    """Open the state store as `run` would (connect, migrate): a store that cannot be used is a
+    `check` error like an unreachable data source, not a surprise at start. An unreachable
+    state data source is already reported by `open_datasources`."""
+    from daemon.secrets import mask_value
+    from daemon.store import store_from_config
+
+    name = config.state_source
+    if name is None or name in unreachable or name not in config.spec.datasources:
+        return []
+    try:
+        store = store_from_config(config)
+    except ValueError:
+        return []  # a malformed store setting (duration), reported by the loader already
+    if store is None:
+        return []
+    try:
+        await store.open()
+    except Exception as exc:
+        return [
+            Issue(
+                display_path(config.path),
+                f"datasources.{name}",
+                f"state store not usable: {mask_value(str(exc))} (`run` would not start)",
+            )
+        ]
+    finally:
+        await store.close(timeout=0)
+    return []
+
+
 def default_datasource(config: Config) -> str | None:
     names = list(config.spec.datasources)
     return config.spec.daemon.default_data_source or (names[0] if len(names) == 1 else None)

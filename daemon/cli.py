@@ -61,14 +61,14 @@ def parse_from(value: str | None, tz: ZoneInfo) -> datetime:
 
 
 async def _check(args: argparse.Namespace) -> int:
-    from daemon.app import close_resources, load
+    from daemon.app import check_state_store, close_resources, load
 
     try:
         loaded = await load(_config_arg(args))
     except ConfigError as exc:
         return _report_invalid(args, exc.issues)
     try:
-        issues = loaded.issues
+        issues = loaded.issues + await check_state_store(loaded.config, loaded.unreachable)
         if args.strict:
             issues = [Issue(i.file, i.path, i.message, i.line, i.column, "error") for i in issues]
         errors = [i for i in issues if i.severity == "error"]

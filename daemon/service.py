@@ -135,9 +135,13 @@ class Service:
         daemon_spec = loaded.config.spec.daemon
         self.shutdown_timeout = parse_duration(daemon_spec.shutdown_timeout)
         self.store = store = store_from_config(loaded.config)
+        clock = SystemClock(float(self.env.get("CRONSTACK_CLOCK_OFFSET") or 0.0))
         paused: set[str] = set()
         last_slots: dict[str, int] = {}
         if store is not None:
+            # Fire on the state store's clock: every replica agrees on when a slot is due.
+            store.local_time = clock.local_time
+            store.on_clock_offset = clock.set_correction
             try:
                 await store.open(exclusive=True)
                 paused = await store.paused_tasks()
@@ -153,7 +157,7 @@ class Service:
         self.scheduler = Scheduler(
             loaded.tasks,
             loaded.resources,
-            clock=SystemClock(float(self.env.get("CRONSTACK_CLOCK_OFFSET") or 0.0)),
+            clock=clock,
             recorder=store,
             claims=store,
             resume_from=last_slots,

@@ -9,7 +9,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -26,7 +26,7 @@ from daemon.datasources import (
 from daemon.durations import parse_duration
 from daemon.errors import DatabaseError
 from daemon.migrations import LATEST, PG_MIGRATION_LOCK, Dialect, migrations
-from daemon.scheduler import BUSY, LOST, SKIPPED, WON, Claim, LogRecorder, Outcome
+from daemon.scheduler import BUSY, EARLY, LOST, SKIPPED, WON, Claim, LogRecorder, Outcome
 from daemon.secrets import mask_value
 
 if TYPE_CHECKING:
@@ -49,6 +49,16 @@ PRUNE_INTERVAL = 60.0
 FLUSH_ROWS = 500
 FLUSH_INTERVAL = 0.2
 MAX_RETRY_DELAY = 2.0
+# Database clock: round trips per measurement (the fastest one is used), the weight of a new
+# measurement against the running value, and the change taken at once (a clock was stepped).
+CLOCK_SAMPLES = 3
+CLOCK_SMOOTHING = 0.3
+CLOCK_STEP = 1.0
+# An offset this large (s) is logged as a warning: the host's clock needs NTP.
+CLOCK_WARN = 2.0
+# The claim refuses (EARLY) a scheduled slot further ahead of the database clock than this (ms):
+# the backstop for a process whose clock is not (yet) corrected.
+EARLY_TOLERANCE_MS = 1000
 
 RUN_COLUMNS = (
     "run_id",
@@ -175,6 +185,12 @@ class StateStore:
             if self.dialect == "postgresql"
             else "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
         )
+        # The process clock the scheduler fires on (`SystemClock.local_time`), the database
+        # clock minus it (s, smoothed), and who applies changes of it (the scheduler's clock).
+        self.local_time: Callable[[], float] = time.time
+        self.clock_offset = 0.0
+        self.on_clock_offset: Callable[[float], None] | None = None
+        self._clock_logged: float | None = None
         self.writes = 0  # statements that wrote, for benchmarks
         self.claiming = 0  # claims waiting for the database (tests on a fake clock wait for 0)
 
@@ -220,11 +236,9 @@ class StateStore:
                     ),
                     [self.instance, socket.gethostname(), os.getpid(), now],
                 )
-                row = await self.ds.fetchrow(f"SELECT {self.now_sql} AS now", [])
-                skew = (int(time.time() * 1000) - int(row["now"] if row else 0)) / 1000
-                if abs(skew) > 2:
-                    # Slots come from this clock, leases from the database's: say so loudly.
-                    log.warning("clock_skew", seconds_ahead_of_database=round(skew, 3))
+                # Before the scheduler arms: its first deadlines are already on the
+                # database's clock.
+                await self.sync_clock()
                 if self.dialect == "sqlite":
                     # We hold the only lock: whatever is still `running` lost its process.
                     await self._interrupt("running", "the daemon stopped while it ran")
@@ -380,8 +394,13 @@ class StateStore:
         or BUSY (skip overlap: a live run of the task exists elsewhere, recorded `skipped`).
         Raises DatabaseError when the store cannot be reached.
 
-        Only a live run of an *earlier* slot blocks (a replica with a fast clock runs later
-        slots early; they are not "the previous run"). Our own running rows do not count: the
+        On PostgreSQL a slot more than EARLY_TOLERANCE_MS ahead of the database clock is
+        refused: EARLY, nothing written, the scheduler fires it again later. Replicas fire on
+        the database clock (see `sync_clock`); this is the backstop for a clock not (yet)
+        corrected, which would otherwise run slots early and make another replica's live run of
+        an earlier slot look like an overlap.
+
+        Only a live run of an *earlier* slot blocks. Our own running rows do not count: the
         scheduler knows them first-hand, and a run that just ended may still read `running`
         until the write-behind queue flushes."""
         fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -423,24 +442,33 @@ class StateStore:
     async def _claim_many(self, claims: Sequence[Claim]) -> dict[str, str]:
         tokens = {c.run_id: os.urandom(8).hex() for c in claims}
         started = int(time.time() * 1000)
+        # The database clock as the statement saw it (ms; now() is fixed per transaction, so
+        # it is the one the WHERE compared with); None on SQLite, which has no EARLY.
+        db_now: int | None = None
         if self.dialect == "postgresql":
             rows = await self.ds.fetch(
                 self._sql(
                     """
-                    INSERT INTO cronstack_runs (run_id, task, slot_id, scheduled_at, trigger,
-                        attempt, instance, status, started_at, lease_owner, lease_token,
-                        lease_expires_at)
-                    SELECT v.run_id, v.task, v.slot_id, v.scheduled_at, v.trigger, v.attempt,
-                        $9, 'running', $12, $10, v.token, {NOW} + $11
-                    FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],
-                                $6::int[], $7::bool[], $8::text[])
-                        AS v(run_id, task, slot_id, scheduled_at, trigger, attempt, skip, token)
-                    WHERE NOT (v.skip AND EXISTS (
-                        SELECT 1 FROM cronstack_runs r WHERE r.task = v.task
-                        AND r.status = 'running' AND r.lease_expires_at > {NOW}
-                        AND r.lease_owner <> $10 AND r.scheduled_at < v.scheduled_at))
-                    ON CONFLICT DO NOTHING
-                    RETURNING run_id
+                    WITH ins AS (
+                        INSERT INTO cronstack_runs (run_id, task, slot_id, scheduled_at,
+                            trigger, attempt, instance, status, started_at, lease_owner,
+                            lease_token, lease_expires_at)
+                        SELECT v.run_id, v.task, v.slot_id, v.scheduled_at, v.trigger,
+                            v.attempt, $9, 'running', $12, $10, v.token, {NOW} + $11
+                        FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[],
+                                    $5::text[], $6::int[], $7::bool[], $8::text[])
+                            AS v(run_id, task, slot_id, scheduled_at, trigger, attempt, skip,
+                                 token)
+                        WHERE (v.trigger = 'manual' OR v.scheduled_at <= {NOW} + $13)
+                        AND NOT (v.skip AND EXISTS (
+                            SELECT 1 FROM cronstack_runs r WHERE r.task = v.task
+                            AND r.status = 'running' AND r.lease_expires_at > {NOW}
+                            AND r.lease_owner <> $10 AND r.scheduled_at < v.scheduled_at))
+                        ON CONFLICT DO NOTHING
+                        RETURNING run_id
+                    )
+                    SELECT run_id, NULL::bigint AS db_now FROM ins
+                    UNION ALL SELECT NULL, {NOW}
                     """
                 ),
                 [
@@ -456,8 +484,11 @@ class StateStore:
                     self.owner,
                     self.lease_ms,
                     started,
+                    EARLY_TOLERANCE_MS,
                 ],
             )
+            db_now = next(int(r["db_now"]) for r in rows if r["db_now"] is not None)
+            rows = [r for r in rows if r["run_id"] is not None]
         else:
             values = []
             params: list[Any] = [self.instance, self.owner, self.lease_ms, started]
@@ -501,6 +532,14 @@ class StateStore:
         results: dict[str, str] = {}
         busy: list[Claim] = []
         for c in claims:
+            if (
+                db_now is not None
+                and c.trigger != "manual"
+                and c.scheduled_at > db_now + EARLY_TOLERANCE_MS
+            ):
+                # Not considered yet: no row, and the task's last slot stays where it was.
+                results[c.run_id] = EARLY
+                continue
             if c.trigger in ("schedule", "catch_up"):
                 slot = self._pending.slots.get(c.task)
                 if slot is None or c.scheduled_at > slot:
@@ -810,6 +849,57 @@ class StateStore:
                 await self.reap()
             except Exception as exc:
                 log.warning("lease_heartbeat_failed", error=mask_value(str(exc)))
+            try:
+                # Host clocks drift and get stepped: keep following the database's.
+                await self.sync_clock()
+            except Exception as exc:
+                log.warning("clock_offset_failed", error=mask_value(str(exc)))
+
+    # --- the database clock ---------------------------------------------------------------------
+
+    async def measure_clock_offset(self) -> tuple[float, float]:
+        """(database clock minus `local_time`, round trip), both in seconds, from the fastest of
+        a few round trips: the database read its clock about halfway through it. SQLite shares
+        this host's clock and serves one process: (0, 0)."""
+        if not isinstance(self.ds, PostgresDataSource):
+            return 0.0, 0.0
+        best: tuple[float, float] | None = None
+        # One connection for all samples: waiting for a pooled one must not count as transit.
+        async with self.ds.pool.acquire() as conn:
+            for _ in range(CLOCK_SAMPLES):
+                t0 = self.local_time()
+                # clock_timestamp(), not now(): the time of reading, not of the transaction.
+                db = await conn.fetchval("SELECT extract(epoch FROM clock_timestamp())::float8")
+                t1 = self.local_time()
+                sample = (float(db) - (t0 + t1) / 2, t1 - t0)
+                if best is None or sample[1] < best[1]:
+                    best = sample
+        assert best is not None
+        return best
+
+    async def sync_clock(self) -> float:
+        """Measure the database clock and adopt it (smoothed; a step is taken at once), tell
+        `on_clock_offset`, and log it when first measured or when it moved. Returns the offset."""
+        measured, rtt = await self.measure_clock_offset()
+        previous = self.clock_offset
+        if self._clock_logged is None or abs(measured - previous) > CLOCK_STEP:
+            offset = measured
+        else:
+            offset = previous + CLOCK_SMOOTHING * (measured - previous)
+        self.clock_offset = offset
+        if self._clock_logged is None or abs(offset - self._clock_logged) > 0.5:
+            # Negative: this process's clock is ahead of the database's (it would fire early).
+            level = log.warning if abs(offset) > CLOCK_WARN else log.info
+            level(
+                "clock_offset",
+                offset_s=round(offset, 4),
+                rtt_ms=round(rtt * 1000, 2),
+                first=self._clock_logged is None,
+            )
+            self._clock_logged = offset
+        if self.on_clock_offset is not None:
+            self.on_clock_offset(offset)
+        return offset
 
     # --- task state -----------------------------------------------------------------------------
 
@@ -954,6 +1044,7 @@ def store_from_config(config: Config) -> StateStore | None:
 
 __all__ = [
     "BUSY",
+    "EARLY",
     "LOST",
     "WON",
     "Claim",

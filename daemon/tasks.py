@@ -180,6 +180,9 @@ def task_from_value(value: Any, file: str, base_path: str) -> tuple[TaskSpec | N
 
     for key in ("timeout", "jitter", "misfire_grace", "expect_success_within", "history_retention"):
         check_duration(getattr(spec, key), file, where(key), issues)
+    if spec.history_max_runs is not None and spec.history_max_runs < 1:
+        # 0 would otherwise fall back to the [daemon] default unnoticed (or prune everything).
+        issues.append(Issue(file, where("history_max_runs"), "must be at least 1"))
     if spec.retry is not None:
         retry_path = where("retry")
         if spec.retry.max_attempts < 1:

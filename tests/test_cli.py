@@ -636,3 +636,80 @@ def test_undefined_variable_warns_or_fails_under_strict(
         12,
     )
     assert '"missing_var"' in issue["message"]
+
+
+# --- check: the state store and per-task history settings --------------------------------------
+
+
+def state_config(folder: Path, url: str) -> Path:
+    """A config whose only data source (hence the state store) is `url`, with one valid task."""
+    task_file(folder, "ok", log_task("ok", schedule="0 * * * *"))
+    return write(
+        folder / "config.toml",
+        f'[daemon]\ntasks = ["tasks/*.json"]\n\n[admin]\nlisten = ""\n\n'
+        f'[datasources.state]\nurl = "{url}"\n',
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://nobody@127.0.0.1:1/none", "sqlite:///not-a-folder/state.db"],
+    ids=["postgresql", "sqlite"],
+)
+def test_check_reports_an_unreachable_state_store(cli: CliRun, tmp_path: Path, url: str) -> None:
+    """An unreachable state store is an error of its data source: exit 2, nothing else wrong."""
+    write(tmp_path / "not-a-folder", "a file where the database's folder should be")
+    code, doc = check_json(cli, state_config(tmp_path, url))
+    assert code == 2 and doc["valid"] is False
+    (error,) = doc["errors"]
+    assert error["path"] == "datasources.state"
+    assert "unreachable" in error["message"]
+
+
+def test_check_reports_a_state_store_that_cannot_be_set_up(cli: CliRun, tmp_path: Path) -> None:
+    """A reachable state database where the tables cannot be created fails check, not `run`."""
+    from tests.conftest import PG_ADMIN_URL, _admin
+
+    suffix = tmp_path.name.lower().replace("-", "_")[-20:]
+    role, database = f"cronstack_ro_{suffix}", f"cronstack_ro_{suffix}"
+    try:
+        run_sync(_admin(f'CREATE ROLE "{role}" LOGIN'))
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.skip(f"PostgreSQL not available at {PG_ADMIN_URL}: {exc}")
+    try:
+        # Not the database's owner: PostgreSQL 15 gives it no CREATE on schema public.
+        run_sync(_admin(f'CREATE DATABASE "{database}"'))
+        host = PG_ADMIN_URL.split("@", 1)[1].rsplit("/", 1)[0]
+        code, doc = check_json(
+            cli, state_config(tmp_path, f"postgresql://{role}@{host}/{database}")
+        )
+        assert code == 2 and doc["valid"] is False
+        (error,) = doc["errors"]
+        assert error["path"] == "datasources.state"
+        assert "state store not usable" in error["message"]
+        assert "permission denied" in error["message"]
+    finally:
+        run_sync(_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        run_sync(_admin(f'DROP ROLE IF EXISTS "{role}"'))
+
+
+def test_check_accepts_a_usable_state_store(cli: CliRun, tmp_path: Path) -> None:
+    """A SQLite state store that opens and migrates leaves check valid."""
+    code, doc = check_json(cli, state_config(tmp_path, "sqlite:///state.db"))
+    assert (code, doc["valid"], doc["errors"]) == (0, True, [])
+
+
+def test_check_validates_task_history_settings(cli: CliRun, tmp_path: Path) -> None:
+    """A task's history_max_runs below 1 and an unparsable history_retention are errors."""
+    config = state_config(tmp_path, "sqlite:///state.db")
+    task_file(tmp_path, "bad", log_task("bad", history_max_runs=0, history_retention="forever"))
+    task_file(tmp_path, "fine", log_task("fine", history_max_runs=1, history_retention="2d"))
+    code, doc = check_json(cli, config)
+    assert code == 2
+    found = {(Path(e["file"]).name, e["path"]) for e in doc["errors"]}
+    assert found == {
+        ("bad.json", "history_max_runs"),
+        ("bad.json", "history_retention"),
+    }, doc["errors"]
+    messages = " ".join(e["message"] for e in doc["errors"])
+    assert "must be at least 1" in messages and '"forever"' in messages

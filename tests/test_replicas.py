@@ -57,7 +57,12 @@ def query(url: str, sql: str, *args: Any) -> list[dict[str, Any]]:
 def write_config(root: Path, url: str, tasks: list[dict[str, Any]], lease: str = "30s") -> Path:
     (root / "tasks").mkdir(parents=True, exist_ok=True)
     # Created here, not by init_sql: replicas starting together would race on CREATE TABLE.
-    query(url, "CREATE TABLE IF NOT EXISTS slots (slot_id text PRIMARY KEY)")
+    # `at`: when the side effect happened, by the database clock.
+    query(
+        url,
+        "CREATE TABLE IF NOT EXISTS slots"
+        " (slot_id text PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())",
+    )
     for task in tasks:
         (root / "tasks" / f"{task['name']}.json").write_text(json.dumps(task))
     config = root / "config.toml"
@@ -181,8 +186,7 @@ def check_every_slot_once(url: str, first: int, last: int) -> dict[str, int]:
 def test_replicas_run_each_slot_exactly_once(
     tmp_path: Path, database: str, daemons: list[Daemon], offsets: tuple[str, ...]
 ) -> None:
-    """Two or three processes on one store (one of them 90 s fast): over the window every
-    slot has exactly one row and ran exactly once."""
+    """Two or three processes on one store (one 90 s fast): every slot ran exactly once, on time."""
     config = write_config(tmp_path, database, [insert_slot("tick")])
     for i, offset in enumerate(offsets):
         daemons.append(Daemon(config, f"d{i}", {"CRONSTACK_CLOCK_OFFSET": offset}))
@@ -197,13 +201,53 @@ def test_replicas_run_each_slot_exactly_once(
     if len(offsets) == 3:
         assert len(per_instance) >= 2, per_instance  # the work really is shared
     else:
-        # The fast one claims slots 90 s ahead; the real-time slots are the other's, all there.
-        ahead = query(
-            database,
-            "SELECT count(*) AS n FROM cronstack_runs WHERE scheduled_at > $1",
-            (last + 60) * 1000,
-        )
-        assert ahead[0]["n"] > 0
+        # The fast one measured the database clock and fires on it, not 90 s early.
+        offsets_seen = [e["offset_s"] for e in daemons[1].events("clock_offset")]
+        assert offsets_seen and abs(offsets_seen[0] + 90) < 1, offsets_seen
+        assert daemons[1].events("clock_offset")[0]["level"] == "warning"
+    assert_on_time(database)
+
+
+def assert_on_time(url: str) -> None:
+    """Every run started, and every slot's side effect happened, at its slot by the database
+    clock (the test host's): never before it, and at most a couple of seconds after."""
+    runs = query(url, "SELECT slot_id, scheduled_at, started_at FROM cronstack_runs")
+    assert runs
+    for r in runs:
+        late = r["started_at"] - r["scheduled_at"]
+        assert -100 <= late <= 2000, r
+    effects = query(
+        url,
+        "SELECT slot_id, (extract(epoch FROM at) * 1000)::bigint AS at_ms FROM slots",
+    )
+    assert effects
+    for e in effects:
+        late = e["at_ms"] - int(e["slot_id"].split("@")[1])
+        assert -100 <= late <= 2000, e
+
+
+def test_fast_replica_alone_fires_on_the_database_clock(
+    tmp_path: Path, database: str, daemons: list[Daemon]
+) -> None:
+    """A lone process 90 s fast runs its slots when the database clock reaches them."""
+    config = write_config(tmp_path, database, [insert_slot("tick")])
+    d = Daemon(config, "fast", {"CRONSTACK_CLOCK_OFFSET": "90"})
+    daemons.append(d)
+    wait_for(lambda: started(d), 10, "the daemon to start")
+    first = int(time.time()) + 1
+    time.sleep(3.5)
+    last = int(time.time()) - 1
+    assert d.stop() == 0
+    assert check_every_slot_once(database, first, last) == {d.instance: last - first + 1}
+    assert_on_time(database)
+    # Nothing was claimed ahead of the database clock, and the backstop never had to refuse.
+    ahead = query(
+        database,
+        "SELECT count(*) AS n FROM cronstack_runs WHERE scheduled_at > $1",
+        (last + 2) * 1000,
+    )
+    assert ahead[0]["n"] == 0
+    assert not d.events("slot_not_due_yet")
 
 
 def test_killed_owner_run_becomes_interrupted(

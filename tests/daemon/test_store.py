@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from daemon.clock import FakeClock, SystemClock
+from daemon.context import Resources
 from daemon.datasources import create_datasource
-from daemon.scheduler import Claim, Outcome
-from daemon.store import BUSY, LOST, WON, StateStore, StoreLockedError, TaskPolicy
+from daemon.scheduler import Claim, Outcome, Scheduler
+from daemon.store import BUSY, EARLY, LOST, WON, StateStore, StoreLockedError, TaskPolicy
+from tests.daemon.test_scheduler import FakeRun, make_task
 
 StoreFactory = Callable[..., StateStore]
 
@@ -216,3 +221,114 @@ async def test_sqlite_store_admits_one_daemon(tmp_path: Path) -> None:
         await first.close()
     await second.open(exclusive=True)  # the lock went with the first daemon
     await second.close()
+
+
+# --- the database clock -------------------------------------------------------------------------
+
+
+async def test_claim_refuses_a_slot_ahead_of_the_database_clock(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """On PostgreSQL a slot > 1 s ahead of now() is EARLY: no row, no last slot; manual runs and
+    slots within the tolerance are claimed."""
+    s = StateStore(create_datasource("state", pg_url, base_dir=tmp_path, max_size=3))
+    await s.open()
+    try:
+        now = int(time.time() * 1000)
+        ahead, near = claim("t", now + 90_000), claim("t", now + 500)
+        manual = Claim("m1", "t", "m1", now + 90_000, "manual", 1)
+        got = await s.claim_many([ahead, near, manual])
+        assert got == {ahead.run_id: EARLY, near.run_id: WON, "m1": WON}
+        assert {r["run_id"] for r in await s.history("t")} == {near.run_id, "m1"}
+        await s.flush()
+        assert await s.last_slots() == {"t": now + 500}
+    finally:
+        await s.ds.execute("DELETE FROM cronstack_runs", [])
+        await s.ds.execute("DELETE FROM cronstack_task_state", [])
+        await s.close(timeout=1)
+
+
+async def test_clock_offset_is_measured_against_the_process_clock(stores: StoreFactory) -> None:
+    """A process clock 90 s fast measures about -90 s on PostgreSQL (0 on SQLite) at open, and
+    hands it to the clock, which then reads the database's time."""
+    clock = SystemClock(offset=90.0)
+    s = stores()
+    s.local_time = clock.local_time
+    s.on_clock_offset = clock.set_correction
+    await s.open(exclusive=True)
+    if s.dialect == "postgresql":
+        assert abs(s.clock_offset + 90) < 0.5
+        assert abs(clock.now().timestamp() - time.time()) < 0.5
+    else:
+        assert s.clock_offset == 0.0
+        assert abs(clock.now().timestamp() - time.time() - 90) < 0.5
+    assert clock.correction == s.clock_offset
+    # Later measurements are smoothed; a step of the process clock is taken at once.
+    clock.offset = 95.0
+    await s.sync_clock()
+    expected = -95 if s.dialect == "postgresql" else 0
+    assert abs(s.clock_offset - expected) < 0.5
+
+
+async def test_clock_correction_wakes_sleepers() -> None:
+    """A new correction wakes a sleeper so the scheduler recomputes its deadline."""
+    clock = SystemClock()
+    wake = asyncio.Event()
+    far = datetime.now(UTC) + timedelta(seconds=20)
+    sleeper = asyncio.create_task(clock.sleep_until(far, wake))
+    await asyncio.sleep(0.01)
+    clock.set_correction(-3.0)
+    await asyncio.wait_for(sleeper, 1)
+    assert abs(clock.now().timestamp() - (time.time() - 3.0)) < 0.1
+
+
+class EarlyClaims:
+    """A claimer that answers EARLY for one slot a few times, then WON; WON for all others."""
+
+    def __init__(self, slot_ms: int, refusals: int) -> None:
+        self.slot_ms = slot_ms
+        self.refusals = refusals
+        self.claims: Counter[int] = Counter()
+
+    async def claim(self, claim: Claim) -> str:
+        self.claims[claim.scheduled_at] += 1
+        if claim.scheduled_at == self.slot_ms and self.refusals:
+            self.refusals -= 1
+            return EARLY
+        return WON
+
+
+class Outcomes:
+    def __init__(self) -> None:
+        self.got: list[Outcome] = []
+
+    async def record(self, outcome: Outcome) -> None:
+        self.got.append(outcome)
+
+
+async def test_scheduler_rearms_an_early_fire() -> None:
+    """An EARLY answer neither runs nor records the fire; it is claimed again later (backing
+    off) and runs once, and every other slot runs once on time."""
+    start = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+    clock = FakeClock(start)
+    first = int(start.timestamp() * 1000) + 1000
+    claims, outcomes, run = EarlyClaims(first, refusals=2), Outcomes(), FakeRun(clock)
+    sched = Scheduler(
+        [make_task("t")], Resources(), clock=clock, run=run, recorder=outcomes, claims=claims
+    )
+    loop_task = asyncio.create_task(sched.serve())
+    await sched.armed.wait()
+    for _ in range(100):
+        await clock.advance(0.05)
+    sched.stop_firing()
+    await loop_task
+    await sched.cancel_all()
+    slots = [first + i * 1000 for i in range(5)]
+    assert sorted(c.scheduled_at for c in run.calls) == slots
+    assert sorted(o.scheduled_at for o in outcomes.got) == slots
+    assert {o.status for o in outcomes.got} == {"succeeded"}
+    assert claims.claims[first] == 3 and all(claims.claims[s] == 1 for s in slots[1:])
+    started = {c.scheduled_at: c.started.timestamp() * 1000 for c in run.calls}
+    # Refused twice: retried after 0.25 s, then 0.5 s more.
+    assert started[first] - first == pytest.approx(750, abs=60)
+    assert all(started[s] - s < 60 for s in slots[1:])
