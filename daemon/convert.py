@@ -12,27 +12,12 @@ import msgspec
 
 from daemon.durations import parse_duration
 from daemon.errors import Issue, join_path
+from daemon.expressions import type_name
 
 S = TypeVar("S", bound=msgspec.Struct)
 
 _AT = re.compile(r" - at `\$(.*)`$")
 _TICKS = re.compile(r"`([^`]*)`")
-
-
-def _json_type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list | tuple):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
 
 
 def join_msgspec_path(base: str, suffix: str) -> str:
@@ -119,9 +104,7 @@ def convert_field(
         for key, item in value.items():
             item_path = join_path(path, str(key))
             if not isinstance(item, dict):
-                issues.append(
-                    Issue(file, item_path, f"expected a table, got {_json_type_name(item)}")
-                )
+                issues.append(Issue(file, item_path, f"expected a table, got {type_name(item)}"))
                 ok = False
                 continue
             converted, problems = convert_struct(
@@ -157,7 +140,7 @@ def convert_struct(
     issues: list[Issue] = []
     if not isinstance(value, dict):
         kind = "an object" if file.endswith(".json") else "a table"
-        return None, [Issue(file, path, f"expected {kind}, got {_json_type_name(value)}")]
+        return None, [Issue(file, path, f"expected {kind}, got {type_name(value)}")]
     fields = {f.encode_name: f for f in msgspec.structs.fields(cls)}
     kwargs: dict[str, Any] = {}
     ok = True

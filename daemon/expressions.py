@@ -98,7 +98,7 @@ class Template:
 # --- values ----------------------------------------------------------------------------------
 
 
-def _kind(value: Any) -> str:
+def type_name(value: Any) -> str:
     """The user-facing type name of a value, for error messages."""
     if value is None:
         return "null"
@@ -222,7 +222,7 @@ def _get_prop(value: Any, name: str, column: int) -> Any:
         ]
     if t is str and name == "length":
         return len(value)
-    raise ExpressionError(f'cannot read property "{name}" of {_kind(value)}', column=column)
+    raise ExpressionError(f'cannot read property "{name}" of {type_name(value)}', column=column)
 
 
 def _get_index(value: Any, key: Any, column: int) -> Any:
@@ -241,17 +241,19 @@ def _get_index(value: Any, key: Any, column: int) -> Any:
         if type(key) is str and t is not str:
             return _get_prop(value, key, column)
         raise ExpressionError(
-            f"{_kind(value)} index must be an integer, got {_kind(key)}", column=column
+            f"{type_name(value)} index must be an integer, got {type_name(key)}", column=column
         )
     if isinstance(value, Mapping):
         try:
             found = value.get(key, MISSING)
         except TypeError:
-            raise ExpressionError(f"cannot use a {_kind(key)} as a key", column=column) from None
+            raise ExpressionError(
+                f"cannot use a {type_name(key)} as a key", column=column
+            ) from None
         if found is MISSING and type(key) is int:
             found = value.get(str(key), MISSING)  # JSON objects only have string keys
         return None if found is MISSING else found
-    raise ExpressionError(f"cannot index {_kind(value)}", column=column)
+    raise ExpressionError(f"cannot index {type_name(value)}", column=column)
 
 
 # --- operators -------------------------------------------------------------------------------
@@ -262,7 +264,9 @@ def _num_pair(a: Any, b: Any, op: str, column: int) -> tuple[Any, Any]:
     if a is None or b is None:
         raise ExpressionError(f'arithmetic on null ("{op}")', column=column)
     if not _is_num(a) or not _is_num(b):
-        raise ExpressionError(f'"{op}" needs numbers, got {_kind(a)} and {_kind(b)}', column=column)
+        raise ExpressionError(
+            f'"{op}" needs numbers, got {type_name(a)} and {type_name(b)}', column=column
+        )
     if type(a) is float and isinstance(b, Decimal):
         return a, float(b)
     if type(b) is float and isinstance(a, Decimal):
@@ -385,7 +389,9 @@ def _compare(op: str, a: Any, b: Any, column: int) -> bool:
             return bool(fn(a, b))
         except TypeError:
             pass
-    raise ExpressionError(f'cannot compare {_kind(a)} and {_kind(b)} with "{op}"', column=column)
+    raise ExpressionError(
+        f'cannot compare {type_name(a)} and {type_name(b)} with "{op}"', column=column
+    )
 
 
 # --- compiled nodes --------------------------------------------------------------------------
@@ -614,7 +620,7 @@ def _unary_node(op: str, operand: _Node, column: int) -> _Node:
             if value is None:
                 raise ExpressionError('arithmetic on null ("-")', column=column)
             if not _is_num(value):
-                raise ExpressionError(f'"-" needs a number, got {_kind(value)}', column=column)
+                raise ExpressionError(f'"-" needs a number, got {type_name(value)}', column=column)
             return -value
 
         return _combine(neg, [operand], column)
@@ -655,13 +661,13 @@ def _num_arg(fname: str, value: Any, column: int) -> Any:
     if value is None:
         raise ExpressionError(f"arithmetic on null ({fname})", column=column)
     if not _is_num(value):
-        raise ExpressionError(f"{fname}() needs a number, got {_kind(value)}", column=column)
+        raise ExpressionError(f"{fname}() needs a number, got {type_name(value)}", column=column)
     return value
 
 
 def _str_arg(fname: str, value: Any, column: int) -> str:
     if type(value) is not str:
-        raise ExpressionError(f"{fname}() needs a string, got {_kind(value)}", column=column)
+        raise ExpressionError(f"{fname}() needs a string, got {type_name(value)}", column=column)
     return value
 
 
@@ -670,7 +676,7 @@ def _list_arg(fname: str, value: Any, column: int) -> list[Any] | tuple[Any, ...
         return []
     if type(value) is list or type(value) is tuple:
         return value
-    raise ExpressionError(f"{fname}() needs a list, got {_kind(value)}", column=column)
+    raise ExpressionError(f"{fname}() needs a list, got {type_name(value)}", column=column)
 
 
 def _f_now(ctx: Any, args: list[Any], column: int) -> Any:
@@ -724,7 +730,7 @@ def _minmax(fname: str, pick: Callable[[list[Any]], Any]) -> _Func:
             return None
         if all(_is_num(v) for v in present) or all(type(v) is str for v in present):
             return pick(present)
-        kinds = sorted({_kind(v) for v in present})
+        kinds = sorted({type_name(v) for v in present})
         raise ExpressionError(f"{fname}() cannot mix {' and '.join(kinds)}", column=column)
 
     return impl
@@ -734,7 +740,7 @@ def _numbers(fname: str, value: Any, column: int) -> list[Any]:
     present = [v for v in _list_arg(fname, value, column) if v is not None]
     for v in present:
         if not _is_num(v):
-            raise ExpressionError(f"{fname}() needs numbers, got {_kind(v)}", column=column)
+            raise ExpressionError(f"{fname}() needs numbers, got {type_name(v)}", column=column)
     if any(type(v) is float for v in present):
         present = [float(v) if isinstance(v, Decimal) else v for v in present]
     return present
@@ -764,7 +770,7 @@ def _f_count(ctx: Any, args: list[Any], column: int) -> Any:
         return 0
     if type(value) in (list, tuple) or isinstance(value, Mapping):
         return len(value)
-    raise ExpressionError(f"count() needs a list, got {_kind(value)}", column=column)
+    raise ExpressionError(f"count() needs a list, got {type_name(value)}", column=column)
 
 
 def _f_lower(ctx: Any, args: list[Any], column: int) -> Any:
@@ -814,7 +820,7 @@ def _f_contains(ctx: Any, args: list[Any], column: int) -> Any:
         except TypeError:
             return False
     raise ExpressionError(
-        f"contains() needs a list, string or object, got {_kind(hay)}", column=column
+        f"contains() needs a list, string or object, got {type_name(hay)}", column=column
     )
 
 
@@ -823,7 +829,7 @@ def _mapping_arg(fname: str, value: Any, column: int) -> Mapping[Any, Any]:
         return {}
     if isinstance(value, Mapping):
         return value
-    raise ExpressionError(f"{fname}() needs an object, got {_kind(value)}", column=column)
+    raise ExpressionError(f"{fname}() needs an object, got {type_name(value)}", column=column)
 
 
 def _f_keys(ctx: Any, args: list[Any], column: int) -> Any:
@@ -855,7 +861,9 @@ def _f_number(ctx: Any, args: list[Any], column: int) -> Any:
                     return result
             else:
                 return _check_int(int(text), column)
-    raise ExpressionError(f"cannot convert {_kind(value)} {value!r:.40} to a number", column=column)
+    raise ExpressionError(
+        f"cannot convert {type_name(value)} {value!r:.40} to a number", column=column
+    )
 
 
 def _f_string(ctx: Any, args: list[Any], column: int) -> Any:
@@ -870,7 +878,7 @@ def _zone(ctx: Any, name: Any, column: int) -> Any:
     if name is None:
         return ctx.tz
     if type(name) is not str:
-        raise ExpressionError(f"timezone must be a string, got {_kind(name)}", column=column)
+        raise ExpressionError(f"timezone must be a string, got {type_name(name)}", column=column)
     try:
         return ZoneInfo(name)
     except (ValueError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError
@@ -918,7 +926,7 @@ def _f_timestamp(ctx: Any, args: list[Any], column: int) -> Any:
         return (moment - _EPOCH) // timedelta(milliseconds=1)
     except (ValueError, OverflowError):
         raise ExpressionError(
-            f"timestamp() cannot read {_kind(value)} {value!r:.60} as a date", column=column
+            f"timestamp() cannot read {type_name(value)} {value!r:.60} as a date", column=column
         ) from None
 
 
@@ -1321,7 +1329,7 @@ def _constant(value: Any) -> Template:
 def compile_expression(expr: str) -> Template:
     """Compile a bare expression (no braces), e.g. a Conditional's `condition` field."""
     if not isinstance(expr, str):
-        raise ExpressionError(f"expression must be a string, got {_kind(expr)}")
+        raise ExpressionError(f"expression must be a string, got {type_name(expr)}")
     node, refs, _ = _parse(expr, 0, in_template=False)
     return Template(source=expr, evaluate=node.fn, references=tuple(refs), constant=False)
 
@@ -1333,7 +1341,7 @@ def compile_template(text: str) -> Template:
     render into a string (see `render`). A "}}" outside an expression is plain text.
     """
     if not isinstance(text, str):
-        raise ExpressionError(f"template must be a string, got {_kind(text)}")
+        raise ExpressionError(f"template must be a string, got {type_name(text)}")
     start = text.find("{{")
     if start < 0:
         return _constant(text)

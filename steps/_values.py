@@ -9,23 +9,6 @@ import orjson
 from daemon.durations import parse_duration
 
 
-def json_type(value: Any) -> str:
-    """The JSON name of a value's type, for error messages a task author recognises."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list | tuple):
-        return "list"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
 def to_text(value: Any) -> str:
     """Render any value as message text: strings as-is, everything else as JSON."""
     if isinstance(value, str):

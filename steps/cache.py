@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from daemon.errors import StepError
-from steps._values import is_template, json_type, seconds
+from daemon.expressions import type_name
+from steps._values import is_template, seconds
 from steps.base import Evaluator, Step, StepCompiler, StepSpec
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ class DataCaching(Step):
         key = self._key(ctx)
         if not isinstance(key, str):
             if isinstance(key, bool) or not isinstance(key, int | float):
-                raise StepError(f"cache key must be a string, got {json_type(key)}")
+                raise StepError(f"cache key must be a string, got {type_name(key)}")
             key = str(key)
         if not key:
             raise StepError("cache key must not be empty")
@@ -102,7 +103,7 @@ class DataCaching(Step):
         if op == "increment":
             by = 1 if self._value is None else self._value(ctx)
             if isinstance(by, bool) or not isinstance(by, int | float):
-                raise StepError(f"cache increment amount must be a number, got {json_type(by)}")
+                raise StepError(f"cache increment amount must be a number, got {type_name(by)}")
             return await cache.increment(key, by, ttl)
         # expire
         if ttl is None:

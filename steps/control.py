@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from daemon.errors import ReturnSignal, RunError, StepError
+from daemon.expressions import type_name
 from daemon.secrets import mask_value
-from steps._values import is_template, json_type, seconds, to_text
+from steps._values import is_template, seconds, to_text
 from steps.base import Evaluator, Step, StepCompiler, StepSpec
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ class Loop(Step):
         if items is None:
             return None
         if not isinstance(items, list | tuple):
-            raise StepError(f"Loop input_array must be a list, got {json_type(items)}")
+            raise StepError(f"Loop input_array must be a list, got {type_name(items)}")
         if not items or not self._steps:
             return None
         if self._concurrency == 1 or len(items) == 1:

@@ -15,11 +15,11 @@ import structlog
 from yarl import URL
 
 from daemon.errors import ExpressionError, HttpError, RunError, StepError, StepTimeoutError
-from daemon.expressions import render, template_parts
+from daemon.expressions import render, template_parts, type_name
 from daemon.httpclient import HttpConnectionError, HttpResponse, safe_url
 from daemon.netguard import BlockedAddressError
 from daemon.secrets import SECRETS, is_secret_header
-from steps._values import is_template, json_type, seconds
+from steps._values import is_template, seconds
 from steps.base import Evaluator, Step, StepCompiler, StepSpec
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def _pairs(value: Any, field: str) -> list[tuple[str, str]]:
     elif isinstance(value, Mapping):
         value = list(value.items())
     else:
-        raise StepError(f"External API Request {field} must be an object, got {json_type(value)}")
+        raise StepError(f"External API Request {field} must be an object, got {type_name(value)}")
     out: list[tuple[str, str]] = []
     for key, item in value:
         if item is None:

@@ -16,7 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from daemon.errors import StepError
-from steps._values import json_type
+from daemon.expressions import type_name
 from steps.base import Evaluator, Step, StepCompiler, StepSpec
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ def to_number(value: Any, op: str, what: str) -> Number:
             return number
     if isinstance(value, int) and not isinstance(value, bool):
         return int(value)
-    raise StepError(f"Math {op}: {what} must be a number, got {json_type(value)} {value!r:.80}")
+    raise StepError(f"Math {op}: {what} must be a number, got {type_name(value)} {value!r:.80}")
 
 
 def _list(values: Any, op: str) -> list[Any]:
@@ -68,7 +68,7 @@ def _list(values: Any, op: str) -> list[Any]:
         return values
     if isinstance(values, tuple):
         return list(values)
-    raise StepError(f"Math {op}: values must be a list, got {json_type(values)}")
+    raise StepError(f"Math {op}: values must be a list, got {type_name(values)}")
 
 
 def _numbers(values: Any, op: str) -> list[Number]:
