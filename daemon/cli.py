@@ -213,21 +213,7 @@ async def _record_manual(store: StateStore, result: RunResult | None) -> None:
 
     try:
         if result is not None:
-            store.enqueue(
-                Outcome(
-                    task=result.task,
-                    run_id=result.run_id,
-                    slot_id=result.slot_id,
-                    status=result.status,
-                    trigger=result.trigger,
-                    attempt=result.attempt,
-                    scheduled_at=result.scheduled_at,
-                    started_at=result.started_at,
-                    finished_at=result.finished_at,
-                    error=result.error,
-                    result=result,
-                )
-            )
+            store.enqueue(Outcome.from_result(result))
             await store.flush()
     except Exception as exc:
         print(f"warning: the run's final state was not recorded: {exc}", file=sys.stderr)

@@ -80,6 +80,24 @@ class Outcome:
     final: bool = True
     result: RunResult | None = None  # the trace, for the history store
 
+    @classmethod
+    def from_result(cls, result: RunResult, final: bool = True) -> Outcome:
+        """The outcome of a run that ran (the runner's result, with its trace)."""
+        return cls(
+            task=result.task,
+            run_id=result.run_id,
+            slot_id=result.slot_id,
+            status=result.status,
+            trigger=result.trigger,
+            attempt=result.attempt,
+            scheduled_at=result.scheduled_at,
+            started_at=result.started_at,
+            finished_at=result.finished_at,
+            error=result.error,
+            final=final,
+            result=result,
+        )
+
     @property
     def duration_ms(self) -> int | None:
         if self.started_at is None or self.finished_at is None:
@@ -438,7 +456,7 @@ class Scheduler:
                 finally:
                     self._held = None
                     if pending or held:
-                        self._spawn_record(*pending, *(self._from_result(r, True) for r in held))
+                        self._spawn_record(*pending, *(Outcome.from_result(r, True) for r in held))
                 continue
             deadline = buckets[heap[0]][0][2] if heap else None
             await self.clock.sleep_until(deadline, self._wake)
@@ -742,7 +760,7 @@ class Scheduler:
                 if final and held is not None:
                     held.append(result)  # the serve loop records it once its batch has started
                     return
-                outcome = self._from_result(result, final)
+                outcome = Outcome.from_result(result, final)
                 try:
                     await self.recorder.record(outcome)
                 except Exception:
@@ -854,22 +872,6 @@ class Scheduler:
             self._surface(h)
 
         handle.add_done_callback(done)
-
-    def _from_result(self, result: RunResult, final: bool) -> Outcome:
-        return Outcome(
-            task=result.task,
-            run_id=result.run_id,
-            slot_id=result.slot_id,
-            status=result.status,
-            trigger=result.trigger,
-            attempt=result.attempt,
-            scheduled_at=result.scheduled_at,
-            started_at=result.started_at,
-            finished_at=result.finished_at,
-            error=result.error,
-            final=final,
-            result=result,
-        )
 
     async def _record(self, *outcomes: Outcome) -> None:
         for outcome in outcomes:
