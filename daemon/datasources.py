@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import difflib
 import re
 import sqlite3
@@ -523,6 +524,9 @@ class DataSource(ABC):
 
 # --- PostgreSQL ----------------------------------------------------------------------------------
 
+# pg_advisory_lock key serializing init_sql across processes ("cronstack" as an int).
+_INIT_SQL_LOCK = 0x63726F6E737461
+
 _PG_ERRORS = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
@@ -628,11 +632,20 @@ class PostgresDataSource(DataSource):
         try:
             scripts = self._read_init_sql()
             async with self.pool.acquire() as conn:
-                for path, script in scripts:
-                    try:
-                        await conn.execute(script)
-                    except _PG_ERRORS as exc:
-                        raise self._error(exc, f"init_sql {path}") from exc
+                # Replicas starting together would race on CREATE TABLE IF NOT EXISTS (it is
+                # not atomic in PostgreSQL): one process runs the scripts at a time.
+                if scripts:
+                    await conn.execute("SELECT pg_advisory_lock($1)", _INIT_SQL_LOCK)
+                try:
+                    for path, script in scripts:
+                        try:
+                            await conn.execute(script)
+                        except _PG_ERRORS as exc:
+                            raise self._error(exc, f"init_sql {path}") from exc
+                finally:
+                    if scripts:
+                        with contextlib.suppress(*_PG_ERRORS):
+                            await conn.execute("SELECT pg_advisory_unlock($1)", _INIT_SQL_LOCK)
             await self.refresh_schema()
         except BaseException:
             await self.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -218,3 +220,24 @@ async def test_raw_sql_session_changes_are_undone(db_url: str, tmp_path: Path) -
         ]
     finally:
         await source.close()
+
+
+async def test_replicas_opening_together_run_init_sql_one_at_a_time(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Several processes opening one PostgreSQL data source at once all start: init_sql's
+    CREATE TABLE IF NOT EXISTS, which races in PostgreSQL, runs under an advisory lock."""
+    table = f"race_{uuid.uuid4().hex[:8]}"
+    script = tmp_path / "init.sql"
+    script.write_text(
+        f"CREATE TABLE IF NOT EXISTS {table} (id bigserial PRIMARY KEY, note text);\n"
+        f"CREATE INDEX IF NOT EXISTS {table}_note ON {table} (note);\n"
+    )
+    sources = [
+        create_datasource(f"r{i}", pg_url, base_dir=tmp_path, init_sql=[script]) for i in range(6)
+    ]
+    try:
+        await asyncio.gather(*(ds.open() for ds in sources))
+        assert all(ds.table(table).name == table for ds in sources)
+    finally:
+        await asyncio.gather(*(ds.close() for ds in sources))
