@@ -110,12 +110,19 @@ class StackCompiler:
         configured_datasources: Iterable[str] | None = None,
         default_datasource: str | None = None,
         defined: Iterable[str] = (),
+        issue_prefix: str = "",
     ) -> None:
         self.registry = registry
         self.file = file
         self.path = ""
+        # Step paths are relative to the task (`function_stack[2]`, as in traces and
+        # `error.step`); issues also name the task's place in a list file (`[1].function_stack`).
+        self.issue_prefix = issue_prefix
         self.datasources: Mapping[str, DataSource] = datasources or {}
         self.configured = set(configured_datasources or self.datasources)
+        # Only a compiler that knows the config can say a data source is missing (tests and
+        # tools compile bare stacks and bind data sources at run time).
+        self._knows_config = configured_datasources is not None or bool(self.datasources)
         self.default_datasource = default_datasource
         self.defined: set[str] = set(defined)
         self.issues: list[Issue] = []
@@ -125,13 +132,18 @@ class StackCompiler:
     def _at(self, fld: str) -> str:
         return join_path(self.path, fld) if fld else self.path
 
+    def _issue_path(self, path: str) -> str:
+        if not self.issue_prefix:
+            return path
+        return f"{self.issue_prefix}.{path}" if path else self.issue_prefix
+
     def error(self, field: str, message: str, *, column: int | None = None) -> None:
-        self.issues.append(Issue(self.file, self._at(field), message, column=column))
+        path = self._issue_path(self._at(field))
+        self.issues.append(Issue(self.file, path, message, column=column))
 
     def warning(self, field: str, message: str, *, column: int | None = None) -> None:
-        self.issues.append(
-            Issue(self.file, self._at(field), message, column=column, severity="warning")
-        )
+        path = self._issue_path(self._at(field))
+        self.issues.append(Issue(self.file, path, message, column=column, severity="warning"))
 
     # --- templates ----------------------------------------------------------------------------
 
@@ -218,7 +230,7 @@ class StackCompiler:
             try:
                 spec = msgspec.convert(raw, cls.Spec)
             except msgspec.ValidationError as exc:
-                self.issues.append(msgspec_issue(exc, self.file, path))
+                self.issues.append(msgspec_issue(exc, self.file, self._issue_path(path)))
                 return None
             return cls(spec, self)
         finally:
@@ -231,6 +243,21 @@ class StackCompiler:
 
     def datasource(self, name: str | None = None) -> DataSource | None:
         return self.datasources.get(self.datasource_name(name))
+
+    def require_datasource(self, name: str | None, field: str = "data_source") -> None:
+        """Report a step that would have no data source (or an unknown one) at run time."""
+        if not self._knows_config:
+            return
+        ds_name = self.datasource_name(name)
+        if not ds_name:
+            self.error(
+                field,
+                "no data source for this step: set data_source on the step or the task, "
+                "or [daemon] default_data_source",
+            )
+        elif ds_name not in self.configured:
+            hint = did_you_mean(ds_name, self.configured)
+            self.error("data_source", f'unknown data source "{ds_name}"{hint}')
 
     def table(self, name: str, field: str, datasource: str | None = None) -> TableInfo | None:
         if not isinstance(name, str) or not name:
@@ -386,8 +413,9 @@ def compile_task(
         datasources=datasources,
         configured_datasources=configured,
         default_datasource=ds_name,
+        issue_prefix=base,
     )
-    steps = comp.compile_list(spec.function_stack, at("function_stack"))
+    steps = comp.compile_list(spec.function_stack, "function_stack")
     if not spec.function_stack:
         comp.issues.append(
             Issue(
@@ -400,7 +428,7 @@ def compile_task(
     on_failure = None
     if spec.on_failure is not None:
         comp.define("error")
-        on_failure = comp.compile_list(spec.on_failure, at("on_failure"))
+        on_failure = comp.compile_list(spec.on_failure, "on_failure")
     issues.extend(comp.issues)
 
     name = spec.name or ""

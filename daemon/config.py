@@ -224,8 +224,23 @@ def _validate_spec(spec: ConfigSpec, file: str, base_dir: Path, issues: list[Iss
                 ' (use "memory://" or "redis://host:6379/0")',
             )
         )
+    elif cache_scheme != "memory":
+        from redis.asyncio.connection import parse_url  # what the pool will do with it
+
+        try:
+            parse_url(spec.cache.url)
+        except ValueError as exc:
+            issues.append(Issue(file, "cache.url", f"invalid cache URL: {exc}"))
     for key in ("timeout", "connect_timeout"):
         check_duration(getattr(spec.http, key), file, f"http.{key}", issues)
+    if spec.http.allow_hosts:
+        from daemon.netguard import NetworkPolicy  # aiohttp: only when there is something to check
+
+        for i, entry in enumerate(spec.http.allow_hosts):
+            try:
+                NetworkPolicy.build(True, [entry])
+            except ValueError as exc:
+                issues.append(Issue(file, f"http.allow_hosts[{i}]", str(exc)))
     if spec.log.ship is not None:
         check_duration(spec.log.ship.flush_interval, file, "log.ship.flush_interval", issues)
     listen = spec.admin.listen

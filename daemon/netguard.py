@@ -23,6 +23,7 @@ _HINT = "allow it with [http] allow_hosts"
 _UNIQUE_LOCAL = ipaddress.ip_network("fc00::/7")
 _SITE_LOCAL = ipaddress.ip_network("fec0::/10")
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
+_LOOPBACKS = (ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1"))
 # Hosts made only of digits, dots and hex letters with an 0x: the legacy inet_aton spellings
 # (2130706433, 0x7f.1, 0177.0.0.1, 127.1) that resolvers quietly map onto real addresses.
 _NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}\.?$", re.I)
@@ -161,7 +162,10 @@ class NetworkPolicy:
         ip = parse_ip_literal(host)
         if ip is None:
             if host.lower().rstrip(".") == "localhost" or host.lower().endswith(".localhost"):
-                # Reserved for loopback by RFC 6761, whatever a resolver says.
+                # Reserved for loopback by RFC 6761, whatever a resolver says; allowed only when
+                # allow_hosts admits a loopback address (then the resolver checks each answer).
+                if any(self.address_allowed(ip, port) for ip in _LOOPBACKS):
+                    return False
                 raise BlockedAddressError(f"blocked: {host} is a loopback name ({RULE}; {_HINT})")
             return False
         self.check_ip(ip, port)

@@ -119,10 +119,18 @@ _SENSITIVE_EXACT = frozenset(
 )
 
 
+# `*-Key` headers that carry no secret: `Idempotency-Key` is where `task.slot_id` goes (DESIGN.md),
+# and masking it would mask the slot and run ids wherever they are printed.
+_NOT_SENSITIVE = frozenset({"idempotency-key", "x-idempotency-key"})
+
+
 @lru_cache(maxsize=1024)
 def is_secret_header(name: str) -> bool:
-    """Authorization, Cookie, Proxy-Authorization, `*-Key`, `*-Token`, `*-Secret` headers."""
+    """Authorization, Cookie, Proxy-Authorization, `*-Key`, `*-Token`, `*-Secret` headers
+    (but not `Idempotency-Key`)."""
     lower = name.strip().lower()
+    if lower in _NOT_SENSITIVE:
+        return False
     return (
         lower in _SENSITIVE_EXACT
         or lower.endswith(("-key", "-token", "-secret", "_key", "_token", "_secret"))

@@ -230,6 +230,16 @@ def _like_param(value: Any) -> Any:
     return value
 
 
+_GLOB_FROM_LIKE = {"%": "*", "_": "?", "*": "[*]", "?": "[?]", "[": "[[]"}
+
+
+def _sqlite_like_param(value: Any) -> Any:
+    """A LIKE pattern as a case-sensitive GLOB pattern (SQLite's LIKE ignores ASCII case, so
+    `like` would match like `ilike`; PostgreSQL's LIKE is case-sensitive)."""
+    pattern = _like_param(value)
+    return "".join(_GLOB_FROM_LIKE.get(ch, ch) for ch in pattern)
+
+
 def to_count(value: Any) -> int | None:
     """A limit/offset value: a non-negative integer (integral floats and digit strings accepted)."""
     if value is None:
@@ -292,7 +302,10 @@ class _Render:
                 return f"{name} = ANY({p})" if op == "in" else f"{name} <> ALL({p})"
             neg = "" if op == "in" else "NOT "
             return f"{name} {neg}IN (SELECT value FROM json_each({p}))"
-        # like / ilike: SQLite's LIKE is already case-insensitive for ASCII.
+        # like is case-sensitive on both dialects: SQLite's LIKE ignores ASCII case, so there
+        # `like` becomes a GLOB (the pattern translated when bound) and `ilike` is its LIKE.
+        if self.dialect == "sqlite" and op == "like":
+            return f"{name} GLOB {self.ph(node.value, _sqlite_like_param, label)}"
         keyword = "ILIKE" if op == "ilike" and self.dialect == "postgresql" else "LIKE"
         return f"{name} {keyword} {self.ph(node.value, _like_param, label)}"
 

@@ -160,8 +160,8 @@ def task_from_value(value: Any, file: str, base_path: str) -> tuple[TaskSpec | N
         cron_text: str | None = schedule.cron_expression
         cron_path = join_path(sched_path, "cron_expression")
         if schedule.skip_if_running is not None and spec.overlap is not None:
-            implied = "skip" if schedule.skip_if_running else "allow"
-            if implied != spec.overlap:
+            # `skip_if_running: false` only says "do not skip": allow, queue and replace all fit.
+            if schedule.skip_if_running != (spec.overlap == "skip"):
                 issues.append(
                     Issue(
                         file,
@@ -243,9 +243,11 @@ def _read_values(
         except tomllib.TOMLDecodeError as exc:
             message, line, column = split_toml_error(exc)
             return [], [Issue(display, "", message, line, column)]
-        # `[[task]]` (or `[task]`) holds the tasks; otherwise the whole file is one task.
-        if set(data) == {"task"} and isinstance(data["task"], list | dict):
-            tasks = data["task"]
+        # `[[task]]` (or `[task]`, or `[[tasks]]`) holds the tasks; otherwise the whole file is
+        # one task (which has no `task`/`tasks` key of its own).
+        key = next(iter(data)) if len(data) == 1 else None
+        if key in ("task", "tasks") and isinstance(data[key], list | dict):
+            tasks = data[key]
             if isinstance(tasks, dict):
                 return [(tasks, None, [])], []
             return [(tasks, None, [])], []

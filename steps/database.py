@@ -526,6 +526,7 @@ class DirectDatabaseQuery(Step):
         super().__init__(spec, c)
         self.data_source = spec.data_source
         self.sql = spec.sql
+        c.require_datasource(spec.data_source)
         if "{{" in spec.sql:
             c.error("sql", "the SQL text cannot hold templates; pass values through params")
         if not spec.sql.strip():

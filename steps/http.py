@@ -54,7 +54,7 @@ class HttpRetrySpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_attempts: int | None = None
     initial_delay: Any = None
     max_delay: Any = None
-    on: list[str] | None = None
+    on: list[str | int] | None = None  # "5xx", "timeout", "connection", 429 or "429"
 
 
 def _text(value: Any) -> str:
@@ -83,7 +83,7 @@ def _pairs(value: Any, field: str) -> list[tuple[str, str]]:
     return out
 
 
-def _on_set(values: list[str] | None) -> tuple[frozenset[str], list[str]]:
+def _on_set(values: list[str | int] | None) -> tuple[frozenset[str], list[str]]:
     """Normalise `retry.on`: connection, timeout, 4xx, 5xx, or a status code; plus bad entries."""
     if values is None:
         return DEFAULT_ON, []

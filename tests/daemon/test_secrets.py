@@ -69,7 +69,7 @@ def test_secret_env_registers_on_read() -> None:
         ("X-Auth-Token", True),
         ("Stripe-Key", True),
         ("Content-Type", False),
-        ("Idempotency-Key", True),
+        ("Idempotency-Key", False),  # carries task.slot_id, no secret
         ("Accept", False),
     ],
 )

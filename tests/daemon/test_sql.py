@@ -136,8 +136,9 @@ CASES: list[tuple[Any, dict[str, Any], tuple[str, list[Any]], tuple[str, list[An
             ["a%", "%B"],
         ),
         (
-            SELECT + ' WHERE "note" LIKE ? AND "note" LIKE ? AND "total" IS NOT NULL',
-            ["a%", "%B"],
+            # SQLite's LIKE ignores ASCII case: `like` is a GLOB there (case-sensitive).
+            SELECT + ' WHERE "note" GLOB ? AND "note" LIKE ? AND "total" IS NOT NULL',
+            ["a*", "%B"],
         ),
     ),
     (
