@@ -279,6 +279,16 @@ async def _history(args: argparse.Namespace) -> int:
     if store is None:
         return EXIT_FAILED
     try:
+        # A run whose process died holds an expired lease; with no live replica left to notice,
+        # nobody else would ever mark it: do it here, so history never shows a dead run as
+        # `running` past its lease timeout (the same fenced update every replica performs).
+        try:
+            await store.reap()
+        except Exception as exc:  # reading history must not depend on being able to write
+            print(
+                f"warning: could not mark expired runs interrupted: {mask(str(exc))}",
+                file=sys.stderr,
+            )
         rows = await store.history(args.task, max(1, args.limit))
     finally:
         await store.close(timeout=0)
