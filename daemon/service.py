@@ -163,6 +163,7 @@ class Service:
             resume_from=last_slots,
             max_concurrent_runs=daemon_spec.max_concurrent_runs,
             log_fires=loaded.config.spec.log.level == "debug",
+            freeze_gc=True,  # this process is the daemon: loaded tasks leave the cyclic GC
         )
         self.scheduler.paused = paused
         try:
