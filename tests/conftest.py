@@ -54,10 +54,9 @@ async def _admin(sql: str) -> None:
         await conn.close()
 
 
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    """URL of a fresh, empty PostgreSQL database, dropped when the test module ends."""
-    name = f"cronstack_test_{secrets.token_hex(4)}"
+def fresh_pg_database(prefix: str = "cronstack_test") -> Iterator[str]:
+    """Create an empty PostgreSQL database, yield its URL, drop it (skip if no server)."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
     try:
         run_sync(_admin(f'CREATE DATABASE "{name}"'))
     except (OSError, asyncpg.PostgresError) as exc:
@@ -66,6 +65,12 @@ def pg_url() -> Iterator[str]:
         yield _with_database(PG_ADMIN_URL, name)
     finally:
         run_sync(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    """URL of a fresh, empty PostgreSQL database, dropped when the test module ends."""
+    yield from fresh_pg_database()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -21,7 +20,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.conftest import PG_ADMIN_URL, _admin, _with_database, run_sync
+from tests.conftest import fresh_pg_database, run_sync
 
 pytestmark = pytest.mark.slow
 
@@ -32,15 +31,7 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 @pytest.fixture
 def database() -> Iterator[str]:
     """A fresh PostgreSQL database for one test (state store and task table)."""
-    name = f"cronstack_replicas_{secrets.token_hex(4)}"
-    try:
-        run_sync(_admin(f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"PostgreSQL not available at {PG_ADMIN_URL}: {exc}")
-    try:
-        yield _with_database(PG_ADMIN_URL, name)
-    finally:
-        run_sync(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    yield from fresh_pg_database("cronstack_replicas")
 
 
 def query(url: str, sql: str, *args: Any) -> list[dict[str, Any]]:
