@@ -899,7 +899,8 @@ class StateStore:
         else:
             offset = previous + CLOCK_SMOOTHING * (measured - previous)
         self.clock_offset = offset
-        if self._clock_logged is None or abs(offset - self._clock_logged) > 0.5:
+        shared = isinstance(self.ds, PostgresDataSource)  # SQLite: the host's own clock, no news
+        if shared and (self._clock_logged is None or abs(offset - self._clock_logged) > 0.5):
             # Negative: this process's clock is ahead of the database's (it would fire early).
             level = log.warning if abs(offset) > CLOCK_WARN else log.info
             level(
