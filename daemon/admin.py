@@ -25,6 +25,7 @@ import structlog
 from aiohttp import web
 
 from daemon import dashboard
+from daemon.datasources import decode_json_text
 from daemon.listen import ListenAddress
 from daemon.metrics import CONTENT_TYPE
 from daemon.scheduler import TaskLookupError
@@ -109,15 +110,6 @@ def _log_refresh_failure(task: asyncio.Task[None]) -> None:
         log.warning("admin_recent_refresh_failed", error=str(task.exception()))
 
 
-def _loads(value: Any) -> Any:
-    if isinstance(value, str | bytes):
-        try:
-            return orjson.loads(value)
-        except orjson.JSONDecodeError:
-            return value
-    return value
-
-
 RUN_COLUMNS = (
     "run_id, task, slot_id, status, trigger, attempt, instance, scheduled_at,"
     " started_at, finished_at, duration_ms, error, reason"
@@ -159,7 +151,7 @@ class RunQueries:
             params,
         )
         for row in rows:
-            row["error"] = _loads(row["error"])
+            row["error"] = decode_json_text(row["error"])
         return rows
 
     async def run(self, run_id: str) -> dict[str, Any] | None:
@@ -170,8 +162,8 @@ class RunQueries:
         if not rows:
             return None
         row = rows[0]
-        row["error"] = _loads(row["error"])
-        row["trace"] = _loads(row["trace"])
+        row["error"] = decode_json_text(row["error"])
+        row["trace"] = decode_json_text(row["trace"])
         return row
 
     async def recent(self, tasks: list[str], n: int) -> dict[str, list[dict[str, Any]]]:
@@ -204,7 +196,7 @@ class RunQueries:
         rows = await self.store.ds.fetch(sql, params)
         out: dict[str, list[dict[str, Any]]] = {name: [] for name in tasks}
         for row in rows:
-            row["error"] = _loads(row["error"])
+            row["error"] = decode_json_text(row["error"])
             out.setdefault(row["task"], []).append(row)
         for runs in out.values():
             # Neither join promises an order across its output: newest first, per task.

@@ -335,7 +335,9 @@ def _sqlite_json(value: Any) -> Any:
     return value
 
 
-def _sqlite_decode_json(value: Any) -> Any:
+def decode_json_text(value: Any) -> Any:
+    """JSON stored as text (SQLite columns, run-history error/trace) back to a value; text that
+    is not JSON, and values a driver already decoded, pass through unchanged."""
     if isinstance(value, str | bytes):
         try:
             return orjson.loads(value)
@@ -383,7 +385,7 @@ def _sqlite_converters(decl: str) -> tuple[Converter, Converter | None]:
     if "bool" in decl:
         return _sqlite_bool, _sqlite_decode_bool
     if "json" in decl:
-        return _sqlite_json, _sqlite_decode_json
+        return _sqlite_json, decode_json_text
     if "int" in decl:
         return _sqlite_int, None
     if any(t in decl for t in ("real", "floa", "doub")):

@@ -22,6 +22,7 @@ from daemon.datasources import (
     PostgresDataSource,
     SqliteDataSource,
     create_datasource,
+    decode_json_text,
 )
 from daemon.durations import parse_duration
 from daemon.errors import DatabaseError
@@ -205,15 +206,6 @@ class StateStore:
 
     def _json_in(self, value: Any) -> Any:
         return None if value is None else orjson.dumps(value, default=str).decode()
-
-    @staticmethod
-    def _json_out(value: Any) -> Any:
-        if isinstance(value, str | bytes):
-            try:
-                return orjson.loads(value)
-            except orjson.JSONDecodeError:
-                return value
-        return value
 
     # --- open / close ---------------------------------------------------------------------------
 
@@ -963,9 +955,9 @@ class StateStore:
             params,
         )
         for row in rows:
-            row["error"] = self._json_out(row["error"])
+            row["error"] = decode_json_text(row["error"])
             if with_trace:
-                row["trace"] = self._json_out(row["trace"])
+                row["trace"] = decode_json_text(row["trace"])
         return rows
 
     # --- retention ------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import asyncio
 import os
 import secrets
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -85,3 +85,19 @@ def db_url(request: pytest.FixtureRequest) -> str:
     if request.param == "postgresql":
         return str(request.getfixturevalue("pg_url"))
     return str(request.getfixturevalue("sqlite_url"))
+
+
+CliRun = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> CliRun:
+    """Run `cronstack ARGS...` in-process; returns (exit code, stdout, stderr)."""
+    from daemon.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

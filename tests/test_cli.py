@@ -15,25 +15,10 @@ from typing import Any
 import asyncpg
 import pytest
 
-from daemon.cli import main
-from tests.conftest import run_sync
+from tests.conftest import CliRun, run_sync
 
 REPO = Path(__file__).resolve().parent.parent
 HOSTILE = 'orders"; DROP TABLE orders; --'
-
-CliRun = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> CliRun:
-    """Run `cronstack ARGS...` in-process; returns (exit code, stdout, stderr)."""
-
-    def run(*args: str) -> tuple[int, str, str]:
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def check_json(cli: CliRun, config: Path, *extra: str) -> tuple[int, dict[str, Any]]:

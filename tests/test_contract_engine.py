@@ -5,30 +5,16 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from daemon.cli import main
 from daemon.netguard import BlockedAddressError, NetworkPolicy
 from daemon.secrets import is_secret_header
-
-CliRun = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> CliRun:
-    """Run `cronstack ARGS...` in-process; returns (exit code, stdout, stderr)."""
-
-    def run(*args: str) -> tuple[int, str, str]:
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+from tests.conftest import CliRun
 
 
 def scratch(
