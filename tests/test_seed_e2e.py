@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import secrets
 import shutil
 import sqlite3
 import threading
@@ -21,7 +20,7 @@ import pytest
 from aiohttp import web
 
 from daemon.cli import main
-from tests.conftest import PG_ADMIN_URL, run_sync
+from tests.conftest import fresh_pg_database, run_sync
 
 REPO = Path(__file__).resolve().parent.parent
 SEED = Path(__file__).resolve().parent / "data" / "seed"
@@ -113,29 +112,13 @@ def apis() -> Iterator[FakeApis]:
 # --- databases ----------------------------------------------------------------------------------
 
 
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(params=["postgresql", "sqlite"])
 def fresh_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database of its own for each end-to-end run: a new PostgreSQL database, or a file."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'seed.db'}"
         return
-    name = f"cronstack_seed_{secrets.token_hex(4)}"
-    try:
-        run_sync(_admin(f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"PostgreSQL not available at {PG_ADMIN_URL}: {exc}")
-    try:
-        yield f"{PG_ADMIN_URL.rpartition('/')[0]}/{name}"
-    finally:
-        run_sync(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    yield from fresh_pg_database("cronstack_seed")
 
 
 def query(db_url: str, sql: str) -> list[tuple[Any, ...]]:
