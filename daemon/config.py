@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -125,6 +126,11 @@ class Config:
         return (self.base_dir / relative).resolve()
 
 
+def _is_http_url(text: str) -> bool:
+    parts = urlsplit(text)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 def _only(datasources: Mapping[str, Any]) -> str | None:
     return next(iter(datasources)) if len(datasources) == 1 else None
 
@@ -233,6 +239,15 @@ def _validate_spec(spec: ConfigSpec, file: str, base_dir: Path, issues: list[Iss
             issues.append(Issue(file, "cache.url", f"invalid cache URL: {exc}"))
     for key in ("timeout", "connect_timeout"):
         check_duration(getattr(spec.http, key), file, f"http.{key}", issues)
+    for key in ("max_connections", "max_response_bytes"):
+        if getattr(spec.http, key) < 1:
+            issues.append(Issue(file, f"http.{key}", "must be at least 1"))
+    if spec.http.max_connections_per_host < 0:
+        issues.append(Issue(file, "http.max_connections_per_host", "must be 0 (no limit) or more"))
+    proxy = spec.http.proxy
+    if proxy and not _is_http_url(proxy):
+        # The value itself is not echoed: a proxy URL may carry a password.
+        issues.append(Issue(file, "http.proxy", "expected an http:// or https:// URL with a host"))
     if spec.http.allow_hosts:
         from daemon.netguard import NetworkPolicy  # aiohttp: only when there is something to check
 

@@ -241,3 +241,21 @@ def test_resolve_config_path() -> None:
     assert resolve_config_path("a.toml", {"CRONSTACK_CONFIG": "b.toml"}) == Path("a.toml")
     assert resolve_config_path(None, {"CRONSTACK_CONFIG": "b.toml"}) == Path("b.toml")
     assert resolve_config_path(None, {}) == Path("config.toml")
+
+
+@pytest.mark.parametrize(
+    ("http", "path", "message"),
+    [
+        ("max_connections = 0", "http.max_connections", "must be at least 1"),
+        ("max_response_bytes = 0", "http.max_response_bytes", "must be at least 1"),
+        ("max_connections_per_host = -1", "http.max_connections_per_host", "0 (no limit)"),
+        ('proxy = "not a url"', "http.proxy", "http:// or https:// URL"),
+    ],
+)
+def test_bad_http_settings_are_reported(cwd: Path, http: str, path: str, message: str) -> None:
+    """Limits that cannot work and a proxy that is not a URL are config errors with a path."""
+    write(cwd / "config.toml", f"[http]\n{http}\n")
+    issues = issues_of("config.toml")
+    assert len(issues) == 1
+    assert issues[0].startswith(f"config.toml: {path}: ")
+    assert message in issues[0]
