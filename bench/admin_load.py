@@ -25,16 +25,16 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from daemon import logs
-from daemon.admin import AdminContext, AdminServer
-from daemon.compiler import CompiledTask
-from daemon.context import Resources
-from daemon.cron import CronSchedule
-from daemon.datasources import create_datasource
-from daemon.metrics import Metrics, ObservingRecorder
-from daemon.runner import RunResult
-from daemon.scheduler import Scheduler
-from daemon.store import StateStore
+from daemon.core.cron import CronSchedule
+from daemon.engine.compiler import CompiledTask
+from daemon.engine.context import Resources
+from daemon.engine.runner import RunResult
+from daemon.ops import logs
+from daemon.ops.metrics import Metrics, ObservingRecorder
+from daemon.resources.db.base import create_datasource
+from daemon.scheduling.scheduler import Scheduler
+from daemon.state.store import StateStore
+from daemon.web.server import AdminContext, AdminServer
 
 TOKEN = "bench-token-0123456789"
 

@@ -30,9 +30,9 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from daemon.compiler import compile_stack
-from daemon.context import Resources, RunContext, TaskInfo
-from daemon.datasources import PostgresDataSource, create_datasource
+from daemon.engine.compiler import compile_stack
+from daemon.engine.context import Resources, RunContext, TaskInfo
+from daemon.resources.db.base import PostgresDataSource, create_datasource
 from steps import build_registry
 
 ADMIN = os.environ.get("CRONSTACK_BENCH_PG", "postgresql://root@127.0.0.1:5432/postgres")

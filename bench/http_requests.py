@@ -27,10 +27,10 @@ import time  # noqa: E402
 import aiohttp  # noqa: E402
 import orjson  # noqa: E402
 
-from daemon.compiler import compile_stack  # noqa: E402
-from daemon.context import Resources  # noqa: E402
-from daemon.httpclient import HttpClient  # noqa: E402
-from daemon.runner import run_stack  # noqa: E402
+from daemon.engine.compiler import compile_stack  # noqa: E402
+from daemon.engine.context import Resources  # noqa: E402
+from daemon.engine.runner import run_stack  # noqa: E402
+from daemon.resources.http.client import HttpClient  # noqa: E402
 from steps import build_registry  # noqa: E402
 
 BUDGET = 1.3

@@ -32,12 +32,12 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from daemon import logs
-from daemon.compiler import CompiledTask
-from daemon.context import Resources
-from daemon.cron import CronSchedule
-from daemon.runner import RunResult
-from daemon.scheduler import Outcome, Scheduler
+from daemon.core.cron import CronSchedule
+from daemon.engine.compiler import CompiledTask
+from daemon.engine.context import Resources
+from daemon.engine.runner import RunResult
+from daemon.ops import logs
+from daemon.scheduling.scheduler import Outcome, Scheduler
 
 RATIO_BUDGET = 1.2  # p99 lag vs the baseline, same run
 RSS_BUDGET_MB = 150

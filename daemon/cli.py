@@ -12,14 +12,14 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from daemon import logs
-from daemon.errors import ConfigError, Issue
-from daemon.secrets import mask, mask_value
+from daemon.core.errors import ConfigError, Issue
+from daemon.core.secrets import mask, mask_value
+from daemon.ops import logs
 
 if TYPE_CHECKING:
-    from daemon.config import Config
-    from daemon.runner import RunResult
-    from daemon.store import StateStore
+    from daemon.config.settings import Config
+    from daemon.engine.runner import RunResult
+    from daemon.state.store import StateStore
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -39,7 +39,7 @@ def _print_issues(issues: list[Issue], *, stream: Any = None) -> None:
 
 
 def _config_arg(args: argparse.Namespace) -> str:
-    from daemon.config import resolve_config_path
+    from daemon.config.settings import resolve_config_path
 
     return str(resolve_config_path(args.config, os.environ))
 
@@ -61,7 +61,7 @@ def parse_from(value: str | None, tz: ZoneInfo) -> datetime:
 
 
 async def _check(args: argparse.Namespace) -> int:
-    from daemon.app import check_state_store, close_resources, load
+    from daemon.bootstrap import check_state_store, close_resources, load
 
     try:
         loaded = await load(_config_arg(args))
@@ -145,9 +145,9 @@ def _report_invalid(args: argparse.Namespace, issues: list[Issue]) -> int:
 
 
 async def _trigger(args: argparse.Namespace) -> int:
-    from daemon.app import close_resources, load
-    from daemon.runner import new_run_id, run_task
-    from daemon.scheduler import Claim
+    from daemon.bootstrap import close_resources, load
+    from daemon.engine.runner import new_run_id, run_task
+    from daemon.scheduling.scheduler import Claim
 
     try:
         loaded = await load(_config_arg(args))
@@ -209,7 +209,7 @@ async def _trigger(args: argparse.Namespace) -> int:
 
 
 async def _record_manual(store: StateStore, result: RunResult | None) -> None:
-    from daemon.scheduler import Outcome
+    from daemon.scheduling.scheduler import Outcome
 
     try:
         if result is not None:
@@ -230,7 +230,7 @@ def _now_ms() -> int:
 
 async def _open_store(config: Config, *, required: bool = True) -> StateStore | None:
     """The state store for a one-shot command (shared with a running daemon, never locked)."""
-    from daemon.store import store_from_config
+    from daemon.state.store import store_from_config
 
     store = store_from_config(config)
     if store is None:
@@ -250,7 +250,7 @@ async def _open_store(config: Config, *, required: bool = True) -> StateStore | 
 
 
 def _read_config(args: argparse.Namespace) -> Config | None:
-    from daemon.config import read_config
+    from daemon.config.settings import read_config
 
     try:
         config, issues = read_config(_config_arg(args))
@@ -350,7 +350,7 @@ async def _remote(config: Config, method: str, path: str) -> tuple[int, Any]:
     EXIT_FAILED with answer None means the daemon could not be reached."""
     from urllib.parse import quote
 
-    from daemon.admin import RemoteError, call
+    from daemon.web.server import RemoteError, call
 
     target = _admin_target(config)
     if target is None:

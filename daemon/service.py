@@ -14,17 +14,17 @@ from typing import Any
 import msgspec
 import structlog
 
-from daemon import logs
-from daemon.admin import AdminListenError
-from daemon.app import Loaded, close_resources, load
-from daemon.clock import SystemClock
-from daemon.context import Resources
-from daemon.durations import parse_duration
-from daemon.errors import ConfigError, Issue
-from daemon.operations import Operations
-from daemon.scheduler import Scheduler
-from daemon.sdnotify import Notifier
-from daemon.store import StateStore, policies_from_config, store_from_config
+from daemon.bootstrap import Loaded, close_resources, load
+from daemon.core.durations import parse_duration
+from daemon.core.errors import ConfigError, Issue
+from daemon.engine.context import Resources
+from daemon.ops import logs
+from daemon.ops.sdnotify import Notifier
+from daemon.scheduling.clock import SystemClock
+from daemon.scheduling.scheduler import Scheduler
+from daemon.sidecars import Operations
+from daemon.state.store import StateStore, policies_from_config, store_from_config
+from daemon.web.server import AdminListenError
 
 log = structlog.get_logger("cronstack.service")
 
@@ -384,7 +384,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 def main(args: argparse.Namespace) -> int:
     """Entry point of `cronstack run`: JSON logs on stdout, exit 0 after a clean shutdown."""
-    from daemon.config import resolve_config_path
+    from daemon.config.settings import resolve_config_path
 
     logs.configure(level="info", fmt="json")
     path = resolve_config_path(getattr(args, "config", None), os.environ)

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from daemon.durations import parse_duration
+from daemon.core.durations import parse_duration
 
 
 def to_text(value: Any) -> str:

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import msgspec
 
 if TYPE_CHECKING:
-    from daemon.context import RunContext
-    from daemon.datasources import DataSource, TableInfo
+    from daemon.engine.context import RunContext
+    from daemon.resources.db.base import DataSource, TableInfo
 
 # A compiled template or expression: called with the run context, returns the value.
 Evaluator = Callable[["RunContext"], Any]

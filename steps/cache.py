@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from daemon.errors import StepError
-from daemon.expressions import type_name
+from daemon.core.errors import StepError
+from daemon.expr.language import type_name
 from steps._values import is_template, seconds
 from steps.base import Evaluator, Step, StepCompiler, StepSpec
 
 if TYPE_CHECKING:
-    from daemon.context import RunContext
+    from daemon.engine.context import RunContext
 
 OPERATIONS = ("get", "set", "delete", "increment", "exists", "expire")
 

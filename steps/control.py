@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from daemon.errors import ReturnSignal, RunError, StepError
-from daemon.expressions import type_name
-from daemon.secrets import mask_value
+from daemon.core.errors import ReturnSignal, RunError, StepError
+from daemon.core.secrets import mask_value
+from daemon.expr.language import type_name
 from steps._values import is_template, seconds, to_text
 from steps.base import Evaluator, Step, StepCompiler, StepSpec
 
 if TYPE_CHECKING:
-    from daemon.context import RunContext
+    from daemon.engine.context import RunContext
 
 _log = structlog.get_logger("cronstack.task")
 

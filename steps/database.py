@@ -6,8 +6,9 @@ from collections.abc import Callable
 from operator import itemgetter
 from typing import Any
 
-from daemon.context import RunContext
-from daemon.datasources import (
+from daemon.core.errors import DatabaseError, join_path
+from daemon.engine.context import RunContext
+from daemon.resources.db.base import (
     DataSource,
     TableInfo,
     coerce_column,
@@ -15,8 +16,7 @@ from daemon.datasources import (
     did_you_mean,
     sqlite_param,
 )
-from daemon.errors import DatabaseError, join_path
-from daemon.sql import (
+from steps._sql import (
     FilterSpec,
     Report,
     Statement,
@@ -28,13 +28,13 @@ from daemon.sql import (
     row_decoder,
     select_statement,
 )
-from daemon.sql import (
+from steps._sql import (
     delete_statement as _delete_statement,
 )
-from daemon.sql import (
+from steps._sql import (
     insert_statement as _insert_statement,
 )
-from daemon.sql import (
+from steps._sql import (
     update_statement as _update_statement,
 )
 from steps.base import Evaluator, Step, StepCompiler, StepSpec

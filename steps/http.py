@@ -14,17 +14,17 @@ import orjson
 import structlog
 from yarl import URL
 
-from daemon.errors import ExpressionError, HttpError, RunError, StepError, StepTimeoutError
-from daemon.expressions import render, template_parts, type_name
-from daemon.httpclient import HttpConnectionError, HttpResponse, safe_url
-from daemon.netguard import BlockedAddressError
-from daemon.secrets import SECRETS, is_secret_header
+from daemon.core.errors import ExpressionError, HttpError, RunError, StepError, StepTimeoutError
+from daemon.core.secrets import SECRETS, is_secret_header
+from daemon.expr.language import render, template_parts, type_name
+from daemon.resources.http.client import HttpConnectionError, HttpResponse, safe_url
+from daemon.resources.http.guard import BlockedAddressError
 from steps._values import is_template, seconds
 from steps.base import Evaluator, Step, StepCompiler, StepSpec
 
 if TYPE_CHECKING:
-    from daemon.context import RunContext
-    from daemon.httpclient import HttpClient
+    from daemon.engine.context import RunContext
+    from daemon.resources.http.client import HttpClient
 
 log = structlog.get_logger("cronstack.http")
 

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from daemon.errors import StepError
-from daemon.expressions import type_name
+from daemon.core.errors import StepError
+from daemon.expr.language import type_name
 from steps.base import Evaluator, Step, StepCompiler, StepSpec
 
 if TYPE_CHECKING:
-    from daemon.context import RunContext
+    from daemon.engine.context import RunContext
 
 Number = int | float
 

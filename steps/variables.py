@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from steps.base import Step, StepCompiler, StepSpec
 
 if TYPE_CHECKING:
-    from daemon.context import RunContext
+    from daemon.engine.context import RunContext
 
 
 class CreateVariable(Step):

@@ -12,12 +12,12 @@ from typing import Any
 
 import aiohttp
 
-from daemon.admin import AdminContext, AdminServer
-from daemon.app import Loaded, close_resources, load
-from daemon.clock import FakeClock
-from daemon.metrics import Metrics, ObservingRecorder
-from daemon.scheduler import Scheduler
-from daemon.store import StateStore, store_from_config
+from daemon.bootstrap import Loaded, close_resources, load
+from daemon.ops.metrics import Metrics, ObservingRecorder
+from daemon.scheduling.clock import FakeClock
+from daemon.scheduling.scheduler import Scheduler
+from daemon.state.store import StateStore, store_from_config
+from daemon.web.server import AdminContext, AdminServer
 
 TOKEN = "s3cret-admin-token-for-tests"
 

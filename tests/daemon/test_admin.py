@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
-from daemon.admin import PUBLIC_ROUTES, AdminContext, AdminListenError, AdminServer, call
+from daemon.web.server import PUBLIC_ROUTES, AdminContext, AdminListenError, AdminServer, call
 from tests.daemon.admin_harness import TOKEN, Harness, harness
 
 

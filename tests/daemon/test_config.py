@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config import load_config, resolve_config_path
-from daemon.errors import ConfigError
+from daemon.config.settings import load_config, resolve_config_path
+from daemon.core.errors import ConfigError
 
 
 @pytest.fixture

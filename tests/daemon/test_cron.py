@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from daemon.cron import CronSchedule
+from daemon.core.cron import CronSchedule
 
 NY = "America/New_York"
 BERLIN = "Europe/Berlin"

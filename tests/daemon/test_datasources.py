@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.datasources import DataSource, create_datasource, redact_url, sqlite_path
-from daemon.errors import DatabaseError
+from daemon.core.errors import DatabaseError
+from daemon.resources.db.base import DataSource, create_datasource, redact_url, sqlite_path
 
 T0 = 1772964000123  # 2026-03-08T10:00:00.123Z
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from daemon.app import Loaded, close_resources, load
-from daemon.clock import FakeClock
-from daemon.deadman import DeadMansSwitch, Heartbeat
-from daemon.metrics import Metrics
-from daemon.scheduler import Outcome
+from daemon.bootstrap import Loaded, close_resources, load
+from daemon.ops.deadman import DeadMansSwitch, Heartbeat
+from daemon.ops.metrics import Metrics
+from daemon.scheduling.clock import FakeClock
+from daemon.scheduling.scheduler import Outcome
 from tests.daemon.admin_harness import write_config
 
 WATCHED = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.durations import format_duration, parse_duration
+from daemon.core.durations import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

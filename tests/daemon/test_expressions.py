@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.context import Resources, RunContext, TaskInfo
-from daemon.errors import ExpressionError
-from daemon.expressions import (
+from daemon.core.errors import ExpressionError
+from daemon.engine.context import Resources, RunContext, TaskInfo
+from daemon.expr.language import (
     BUILTIN_NAMES,
     FUNCTION_NAMES,
     Reference,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.jsonc import JsoncError, loads_jsonc, loads_jsonc_located, strip_jsonc
+from daemon.core.jsonc import JsoncError, loads_jsonc, loads_jsonc_located, strip_jsonc
 
 SEED = Path(__file__).parent.parent / "data" / "seed"
 

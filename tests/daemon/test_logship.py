@@ -13,12 +13,12 @@ import pytest
 import structlog
 from aiohttp import web
 
-from daemon import logs
-from daemon.compiler import CompiledTask
-from daemon.context import Resources
-from daemon.logship import LogShipper
-from daemon.runner import RunResult
-from daemon.scheduler import Scheduler
+from daemon.engine.compiler import CompiledTask
+from daemon.engine.context import Resources
+from daemon.engine.runner import RunResult
+from daemon.ops import logs
+from daemon.ops.logship import LogShipper
+from daemon.scheduling.scheduler import Scheduler
 from tests.daemon.test_scheduler import make_task
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon.context import Resources
-from daemon.httpclient import HttpClient
-from daemon.metrics import Metrics, missed_reason
+from daemon.engine.context import Resources
+from daemon.ops.metrics import Metrics, missed_reason
+from daemon.resources.http.client import HttpClient
 from tests.daemon.admin_harness import Harness, harness
 
 

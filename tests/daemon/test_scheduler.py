@@ -16,12 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon.clock import FakeClock
-from daemon.compiler import CompiledTask, RetryPolicy
-from daemon.context import Resources
-from daemon.cron import CronSchedule
-from daemon.runner import RunResult
-from daemon.scheduler import Outcome, Scheduler, TaskLookupError, backoff_delay
+from daemon.core.cron import CronSchedule
+from daemon.engine.compiler import CompiledTask, RetryPolicy
+from daemon.engine.context import Resources
+from daemon.engine.runner import RunResult
+from daemon.scheduling.clock import FakeClock
+from daemon.scheduling.scheduler import Outcome, Scheduler, TaskLookupError, backoff_delay
 
 START = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
 FINAL = {"succeeded", "failed", "timed_out", "cancelled", "skipped", "missed"}

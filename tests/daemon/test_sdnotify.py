@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from daemon.sdnotify import Notifier, monotonic_usec
+from daemon.ops.sdnotify import Notifier, monotonic_usec
 from daemon.service import Service
 
 

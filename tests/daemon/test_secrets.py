@@ -16,10 +16,10 @@ import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from daemon import logs
-from daemon.context import Resources
-from daemon.httpclient import HttpClient
-from daemon.secrets import SecretEnv, SecretRegistry, is_secret_header
+from daemon.core.secrets import SecretEnv, SecretRegistry, is_secret_header
+from daemon.engine.context import Resources
+from daemon.ops import logs
+from daemon.resources.http.client import HttpClient
 from tests.steps.helpers import run, step
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from daemon.compiler import StackCompiler
-from daemon.context import Resources, RunContext, TaskInfo
-from daemon.datasources import Dialect, TableInfo, column_info
-from daemon.errors import DatabaseError
-from daemon.sql import (
+from daemon.core.errors import DatabaseError
+from daemon.engine.compiler import StackCompiler
+from daemon.engine.context import Resources, RunContext, TaskInfo
+from daemon.resources.db.base import Dialect, TableInfo, column_info
+from steps._sql import (
     delete_statement,
     insert_statement,
     parse_filter,

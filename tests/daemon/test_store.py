@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from daemon.clock import FakeClock, SystemClock
-from daemon.context import Resources
-from daemon.datasources import create_datasource
-from daemon.scheduler import Claim, Outcome, Scheduler
-from daemon.store import BUSY, EARLY, LOST, WON, StateStore, StoreLockedError, TaskPolicy
+from daemon.engine.context import Resources
+from daemon.resources.db.base import create_datasource
+from daemon.scheduling.clock import FakeClock, SystemClock
+from daemon.scheduling.scheduler import Claim, Outcome, Scheduler
+from daemon.state.store import BUSY, EARLY, LOST, WON, StateStore, StoreLockedError, TaskPolicy
 from tests.daemon.test_scheduler import FakeRun, make_task
 
 StoreFactory = Callable[..., StateStore]

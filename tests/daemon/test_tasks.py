@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.tasks import LoadedTask, ScheduleSpec, load_task_file, task_from_value
+from daemon.config.tasks import LoadedTask, ScheduleSpec, load_task_file, task_from_value
 
 SEED = Path(__file__).parent.parent / "data" / "seed"
 

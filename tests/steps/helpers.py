@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from daemon.compiler import compile_stack
-from daemon.context import Resources
-from daemon.errors import ConfigError, Issue
-from daemon.runner import RunResult, run_stack
+from daemon.core.errors import ConfigError, Issue
+from daemon.engine.compiler import compile_stack
+from daemon.engine.context import Resources
+from daemon.engine.runner import RunResult, run_stack
 from steps import build_registry
 from steps.base import Registry, Step
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from daemon.cache import Cache, MemoryCache, RedisCache, create_cache
-from daemon.context import Resources
-from daemon.errors import CacheError
+from daemon.core.errors import CacheError
+from daemon.engine.context import Resources
+from daemon.resources.cache import Cache, MemoryCache, RedisCache, create_cache
 from tests.steps.helpers import compile_issues, run, step
 
 REDIS_URL = "redis://127.0.0.1:6379/0"

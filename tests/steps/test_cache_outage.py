@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 import redis.asyncio as aioredis
 
-from daemon.cache import create_cache
-from daemon.context import Resources
+from daemon.engine.context import Resources
+from daemon.resources.cache import create_cache
 from tests.steps.helpers import run, step
 
 REDIS_BIN = shutil.which("redis-server")

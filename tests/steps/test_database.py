@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from daemon.compiler import StackCompiler, compile_stack
-from daemon.context import Resources, RunContext, TaskInfo
-from daemon.datasources import DataSource, create_datasource
-from daemon.errors import ConfigError, DatabaseError
+from daemon.core.errors import ConfigError, DatabaseError
+from daemon.engine.compiler import StackCompiler, compile_stack
+from daemon.engine.context import Resources, RunContext, TaskInfo
+from daemon.resources.db.base import DataSource, create_datasource
 from steps import build_registry
 from steps.base import Step
 

@@ -10,9 +10,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from daemon.context import Resources
-from daemon.errors import HttpError, StepTimeoutError
-from daemon.httpclient import HttpClient, safe_url
+from daemon.core.errors import HttpError, StepTimeoutError
+from daemon.engine.context import Resources
+from daemon.resources.http.client import HttpClient, safe_url
 from steps.http import excerpt
 from tests.steps.helpers import compile_issues, run, step
 

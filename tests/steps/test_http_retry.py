@@ -13,10 +13,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from daemon.context import Resources
-from daemon.errors import StepError
-from daemon.httpclient import HttpClient
-from daemon.runner import RunResult
+from daemon.core.errors import StepError
+from daemon.engine.context import Resources
+from daemon.engine.runner import RunResult
+from daemon.resources.http.client import HttpClient
 from steps.http import compile_url, retry_after
 from tests.steps.helpers import compile_issues, run, step
 

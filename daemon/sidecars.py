@@ -9,18 +9,18 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from daemon.admin import AdminContext, AdminServer, RunQueries
-from daemon.deadman import HEARTBEAT_INTERVAL, DeadMansSwitch, Heartbeat
-from daemon.durations import parse_duration
-from daemon.logship import LogShipper
-from daemon.metrics import Metrics, ObservingRecorder
+from daemon.core.durations import parse_duration
+from daemon.ops.deadman import HEARTBEAT_INTERVAL, DeadMansSwitch, Heartbeat
+from daemon.ops.logship import LogShipper
+from daemon.ops.metrics import Metrics, ObservingRecorder
+from daemon.web.server import AdminContext, AdminServer, RunQueries
 
 if TYPE_CHECKING:
-    from daemon.config import ConfigSpec
-    from daemon.context import Resources
-    from daemon.datasources import DataSource
-    from daemon.scheduler import Scheduler
-    from daemon.store import StateStore
+    from daemon.config.settings import ConfigSpec
+    from daemon.engine.context import Resources
+    from daemon.resources.db.base import DataSource
+    from daemon.scheduling.scheduler import Scheduler
+    from daemon.state.store import StateStore
 
 log = structlog.get_logger("cronstack.operations")
 

@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from daemon.convert import check_duration, check_timezone, convert_struct
-from daemon.cron import CronSchedule
-from daemon.errors import Issue, join_path
-from daemon.jsonc import JsoncError, loads_jsonc_located
+from daemon.config.convert import check_duration, check_timezone, convert_struct
+from daemon.core.cron import CronSchedule
+from daemon.core.errors import Issue, join_path
+from daemon.core.jsonc import JsoncError, loads_jsonc_located
 
 Overlap = Literal["skip", "allow", "queue", "replace"]
 CatchUp = Literal["none", "latest", "all"]
@@ -111,7 +111,7 @@ class TaskSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 def _seconds(value: Duration) -> float:
     # Values were validated at load; this cannot fail for a spec that load_task_file returned.
-    from daemon.durations import parse_duration
+    from daemon.core.durations import parse_duration
 
     return parse_duration(value)
 

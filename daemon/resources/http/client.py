@@ -14,9 +14,9 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from daemon.errors import HttpError, StepTimeoutError
-from daemon.netguard import GuardedResolver, NetworkPolicy, blocked_cause
-from daemon.secrets import SECRETS
+from daemon.core.errors import HttpError, StepTimeoutError
+from daemon.core.secrets import SECRETS
+from daemon.resources.http.guard import GuardedResolver, NetworkPolicy, blocked_cause
 
 _READ_CHUNK = 64 * 1024
 MAX_REDIRECTS = 10
@@ -117,7 +117,7 @@ class HttpClient:
         self._cleared: set[tuple[str, int]] = set()
         self._session: aiohttp.ClientSession | None = None
         self._resolver: GuardedResolver | None = None
-        # (host, seconds, outcome) after each request: the metrics hook (daemon.metrics).
+        # (host, seconds, outcome) after each request: the metrics hook (daemon.ops.metrics).
         self.observer: Callable[[str, float, str], None] | None = None
 
     def _get_session(self) -> aiohttp.ClientSession:

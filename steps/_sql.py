@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from daemon.datasources import (
+from daemon.core.errors import DatabaseError, join_path
+from daemon.resources.db.base import (
     ColumnInfo,
     Converter,
     Dialect,
@@ -16,10 +17,9 @@ from daemon.datasources import (
     did_you_mean,
     quote_ident,
 )
-from daemon.errors import DatabaseError, join_path
 
 if TYPE_CHECKING:
-    from daemon.context import RunContext
+    from daemon.engine.context import RunContext
     from steps.base import Evaluator, StepCompiler
 
 # Called with (field path relative to the step, message) when a name does not check out:

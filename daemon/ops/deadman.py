@@ -11,17 +11,17 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import structlog
 
-from daemon.context import RunContext, TaskInfo
-from daemon.errors import ReturnSignal, RunError
-from daemon.runner import SUCCEEDED
-from daemon.scheduler import Outcome
-from daemon.secrets import mask, mask_value
+from daemon.core.errors import ReturnSignal, RunError
+from daemon.core.secrets import mask, mask_value
+from daemon.engine.context import RunContext, TaskInfo
+from daemon.engine.runner import SUCCEEDED
+from daemon.scheduling.scheduler import Outcome
 
 if TYPE_CHECKING:
-    from daemon.clock import Clock
-    from daemon.compiler import CompiledTask
-    from daemon.context import Resources
-    from daemon.metrics import Metrics
+    from daemon.engine.compiler import CompiledTask
+    from daemon.engine.context import Resources
+    from daemon.ops.metrics import Metrics
+    from daemon.scheduling.clock import Clock
 
 log = structlog.get_logger("cronstack.deadman")
 

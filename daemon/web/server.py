@@ -24,18 +24,18 @@ import orjson
 import structlog
 from aiohttp import web
 
-from daemon import dashboard
-from daemon.datasources import decode_json_text
-from daemon.listen import ListenAddress
-from daemon.metrics import CONTENT_TYPE
-from daemon.scheduler import TaskLookupError
-from daemon.secrets import mask_value
+from daemon.core.listen import ListenAddress
+from daemon.core.secrets import mask_value
+from daemon.ops.metrics import CONTENT_TYPE
+from daemon.resources.db.base import decode_json_text
+from daemon.scheduling.scheduler import TaskLookupError
+from daemon.web import dashboard
 
 if TYPE_CHECKING:
-    from daemon.compiler import CompiledTask
-    from daemon.metrics import Metrics
-    from daemon.scheduler import Scheduler
-    from daemon.store import StateStore
+    from daemon.engine.compiler import CompiledTask
+    from daemon.ops.metrics import Metrics
+    from daemon.scheduling.scheduler import Scheduler
+    from daemon.state.store import StateStore
 
 log = structlog.get_logger("cronstack.admin")
 

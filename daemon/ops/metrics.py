@@ -11,11 +11,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from daemon.scheduler import MISSED, SKIPPED, Outcome, RunRecorder
+from daemon.scheduling.scheduler import MISSED, SKIPPED, Outcome, RunRecorder
 
 if TYPE_CHECKING:
-    from daemon.context import Resources
-    from daemon.datasources import DataSource
+    from daemon.engine.context import Resources
+    from daemon.resources.db.base import DataSource
 
 log = structlog.get_logger("cronstack.metrics")
 

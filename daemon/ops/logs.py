@@ -12,7 +12,7 @@ from typing import Any, TextIO
 import orjson
 import structlog
 
-from daemon.secrets import SECRETS
+from daemon.core.secrets import SECRETS
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -94,7 +94,7 @@ def configure(
     """Configure structlog for the process. Keys: `ts level event` (+ `task run_id step`).
 
     `file`: also append every line to this file; `reopen()` reopens it (SIGHUP, logrotate).
-    `ship`: a processor that copies each (masked) event to the log shipper (daemon.logship).
+    `ship`: a processor that copies each (masked) event to the log shipper (daemon.ops.logship).
     Calling again replaces the previous configuration (a reload may change level or file).
     """
     global _file

@@ -14,10 +14,16 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from daemon.convert import check_duration, check_timezone, convert_struct
-from daemon.errors import ConfigError, Issue, join_path
-from daemon.listen import ListenAddress
-from daemon.tasks import Duration, LoadedTask, load_task_file, split_toml_error, task_from_value
+from daemon.config.convert import check_duration, check_timezone, convert_struct
+from daemon.config.tasks import (
+    Duration,
+    LoadedTask,
+    load_task_file,
+    split_toml_error,
+    task_from_value,
+)
+from daemon.core.errors import ConfigError, Issue, join_path
+from daemon.core.listen import ListenAddress
 
 CONFIG_ENV = "CRONSTACK_CONFIG"
 DEFAULT_CONFIG = "config.toml"
@@ -249,7 +255,9 @@ def _validate_spec(spec: ConfigSpec, file: str, base_dir: Path, issues: list[Iss
         # The value itself is not echoed: a proxy URL may carry a password.
         issues.append(Issue(file, "http.proxy", "expected an http:// or https:// URL with a host"))
     if spec.http.allow_hosts:
-        from daemon.netguard import NetworkPolicy  # aiohttp: only when there is something to check
+        from daemon.resources.http.guard import (
+            NetworkPolicy,  # aiohttp: only when there is something to check
+        )
 
         for i, entry in enumerate(spec.http.allow_hosts):
             try:

@@ -11,15 +11,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from daemon.errors import ConfigError, ExpressionError, Issue, join_path
-from daemon.expressions import BUILTIN_NAMES, compile_template, compile_value
+from daemon.core.errors import ConfigError, ExpressionError, Issue, join_path
+from daemon.expr.language import BUILTIN_NAMES, compile_template, compile_value
 from steps.base import Evaluator, Registry, Step
 
 if TYPE_CHECKING:
-    from daemon.context import RunContext
-    from daemon.cron import CronSchedule
-    from daemon.datasources import DataSource, TableInfo
-    from daemon.tasks import LoadedTask, RetrySpec
+    from daemon.config.tasks import LoadedTask, RetrySpec
+    from daemon.core.cron import CronSchedule
+    from daemon.engine.context import RunContext
+    from daemon.resources.db.base import DataSource, TableInfo
 
 
 @dataclass(slots=True)
@@ -325,8 +325,8 @@ def compile_task(
     default_datasource: str | None,
 ) -> tuple[CompiledTask | None, list[Issue]]:
     """Compile one loaded task; returns the task (None if it has errors) and all its issues."""
-    from daemon.cron import CronSchedule
-    from daemon.durations import parse_duration
+    from daemon.core.cron import CronSchedule
+    from daemon.core.durations import parse_duration
 
     spec = loaded.spec
     file = loaded.display or loaded.file
@@ -463,7 +463,7 @@ def compile_task(
 def _retry_policy(
     spec: RetrySpec | None, file: str, path: str, issues: list[Issue]
 ) -> RetryPolicy | None:
-    from daemon.durations import parse_duration
+    from daemon.core.durations import parse_duration
 
     if spec is None:
         return None

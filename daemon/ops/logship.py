@@ -15,7 +15,7 @@ import aiohttp
 import orjson
 import structlog
 
-from daemon.secrets import mask
+from daemon.core.secrets import mask
 
 log = structlog.get_logger("cronstack.logship")
 

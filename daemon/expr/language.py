@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from daemon.errors import ExpressionError
+from daemon.core.errors import ExpressionError
 
 if TYPE_CHECKING:
-    from daemon.context import RunContext
+    from daemon.engine.context import RunContext
 
 __all__ = [
     "BUILTIN_NAMES",

@@ -22,7 +22,7 @@ import aiosqlite
 import asyncpg
 import orjson
 
-from daemon.errors import DatabaseError
+from daemon.core.errors import DatabaseError
 
 Dialect = Literal["postgresql", "sqlite"]
 Converter = Callable[[Any], Any]

@@ -12,12 +12,12 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from daemon.context import Resources, RunContext, StepRecord, TaskInfo
-from daemon.errors import ReturnSignal, RunError
-from daemon.secrets import mask_value
+from daemon.core.errors import ReturnSignal, RunError
+from daemon.core.secrets import mask_value
+from daemon.engine.context import Resources, RunContext, StepRecord, TaskInfo
 
 if TYPE_CHECKING:
-    from daemon.compiler import CompiledTask
+    from daemon.engine.compiler import CompiledTask
     from steps.base import Step
 
 log = structlog.get_logger("cronstack.runner")

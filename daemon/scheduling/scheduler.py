@@ -17,19 +17,19 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from daemon.clock import Clock, SystemClock
-from daemon.runner import CANCELLED, SUCCEEDED, RunResult, run_task, slot_id_for
+from daemon.engine.runner import CANCELLED, SUCCEEDED, RunResult, run_task, slot_id_for
+from daemon.scheduling.clock import Clock, SystemClock
 
 if TYPE_CHECKING:
-    from daemon.compiler import CompiledTask, RetryPolicy
-    from daemon.context import Resources
-    from daemon.cron import CronSchedule
+    from daemon.core.cron import CronSchedule
+    from daemon.engine.compiler import CompiledTask, RetryPolicy
+    from daemon.engine.context import Resources
 
 log = structlog.get_logger("cronstack.scheduler")
 
 SKIPPED = "skipped"
 MISSED = "missed"
-# Claim answers from the state store (see daemon.store).
+# Claim answers from the state store (see daemon.state.store).
 WON, LOST, BUSY = "won", "lost", "busy"
 # ... and EARLY: the slot is still in the future by the store's (database) clock; nothing was
 # written, and the fire is pushed back onto the heap to be claimed again later.
@@ -47,7 +47,7 @@ BATCH_CHUNK = 256
 
 
 class RunFn(Protocol):
-    """The signature of `daemon.runner.run_task`; tests inject a fake."""
+    """The signature of `daemon.engine.runner.run_task`; tests inject a fake."""
 
     def __call__(
         self,

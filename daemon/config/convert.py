@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from daemon.durations import parse_duration
-from daemon.errors import Issue, join_path
-from daemon.expressions import type_name
+from daemon.core.durations import parse_duration
+from daemon.core.errors import Issue, join_path
+from daemon.expr.language import type_name
 
 S = TypeVar("S", bound=msgspec.Struct)
 

@@ -9,15 +9,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from daemon.cache import Cache, create_cache
-from daemon.compiler import CompiledTask, compile_tasks
-from daemon.config import Config, display_path, read_config
-from daemon.context import Resources
-from daemon.datasources import DataSource, create_datasource
-from daemon.durations import parse_duration
-from daemon.errors import ConfigError, Issue
-from daemon.httpclient import HttpClient
-from daemon.secrets import SECRETS
+from daemon.config.settings import Config, display_path, read_config
+from daemon.core.durations import parse_duration
+from daemon.core.errors import ConfigError, Issue
+from daemon.core.secrets import SECRETS
+from daemon.engine.compiler import CompiledTask, compile_tasks
+from daemon.engine.context import Resources
+from daemon.resources.cache import Cache, create_cache
+from daemon.resources.db.base import DataSource, create_datasource
+from daemon.resources.http.client import HttpClient
 from steps import build_registry
 
 
@@ -90,8 +90,8 @@ async def check_state_store(config: Config, unreachable: Mapping[str, str]) -> l
     """Open the state store as `run` would (connect, migrate): a store that cannot be used is a
     `check` error like an unreachable data source, not a surprise at start. An unreachable
     state data source is already reported by `open_datasources`."""
-    from daemon.secrets import mask_value
-    from daemon.store import store_from_config
+    from daemon.core.secrets import mask_value
+    from daemon.state.store import store_from_config
 
     name = config.state_source
     if name is None or name in unreachable or name not in config.spec.datasources:

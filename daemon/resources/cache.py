@@ -15,7 +15,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from daemon.errors import CacheError
+from daemon.core.errors import CacheError
 
 Number = int | float
 

@@ -10,13 +10,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from daemon.errors import ExpressionError, ReturnSignal, RunError, StepError
-from daemon.secrets import SecretEnv, mask_value
+from daemon.core.errors import ExpressionError, ReturnSignal, RunError, StepError
+from daemon.core.secrets import SecretEnv, mask_value
 
 if TYPE_CHECKING:
-    from daemon.cache import Cache
-    from daemon.datasources import DataSource
-    from daemon.httpclient import HttpClient
+    from daemon.resources.cache import Cache
+    from daemon.resources.db.base import DataSource
+    from daemon.resources.http.client import HttpClient
     from steps.base import Step
 
 

@@ -10,7 +10,7 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
-from daemon.secrets import mask
+from daemon.core.secrets import mask
 
 # Colours of the outcome marks; the text label is always there too (colour-blind users, phones).
 STATUS_CLASS = {

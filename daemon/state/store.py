@@ -17,21 +17,21 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 import structlog
 
-from daemon.datasources import (
+from daemon.core.durations import parse_duration
+from daemon.core.errors import DatabaseError
+from daemon.core.secrets import mask_value
+from daemon.resources.db.base import (
     DataSource,
     PostgresDataSource,
     SqliteDataSource,
     create_datasource,
     decode_json_text,
 )
-from daemon.durations import parse_duration
-from daemon.errors import DatabaseError
-from daemon.migrations import LATEST, PG_MIGRATION_LOCK, Dialect, migrations
-from daemon.scheduler import BUSY, EARLY, LOST, SKIPPED, WON, Claim, LogRecorder, Outcome
-from daemon.secrets import mask_value
+from daemon.scheduling.scheduler import BUSY, EARLY, LOST, SKIPPED, WON, Claim, LogRecorder, Outcome
+from daemon.state.migrations import LATEST, PG_MIGRATION_LOCK, Dialect, migrations
 
 if TYPE_CHECKING:
-    from daemon.config import Config
+    from daemon.config.settings import Config
 
 log = structlog.get_logger("cronstack.store")
 

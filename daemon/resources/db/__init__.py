@@ -1,0 +1,1 @@
+"""Data sources: one interface for the database steps, backed by asyncpg or aiosqlite."""

@@ -1,0 +1,1 @@
+"""The state store: run history, slot claims with leases, pause flags, retention, migrations."""
