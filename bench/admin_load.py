@@ -26,11 +26,11 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from daemon.core.cron import CronSchedule
+from daemon.core.runs import RunResult
 from daemon.engine.compiler import CompiledTask
-from daemon.engine.context import Resources
-from daemon.engine.runner import RunResult
 from daemon.ops import logs
 from daemon.ops.metrics import Metrics, ObservingRecorder
+from daemon.resources.bundle import Resources
 from daemon.resources.db.base import create_datasource
 from daemon.scheduling.scheduler import Scheduler
 from daemon.state.store import StateStore

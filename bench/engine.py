@@ -3,7 +3,8 @@
     .venv/bin/python bench/engine.py [--reps 200] [--rows 10000] [--db-repeat 3] [--no-db]
 
 (1) In-memory step dispatch: a 1,000-step stack of Create Variable / Math / Conditional, compiled
-    with daemon.engine.compiler.compile_stack and run with daemon.engine.runner.run_stack (trace included).
+    with daemon.engine.compiler.compile_stack and run with daemon.engine.runner.run_stack
+    (trace included).
     Budget: <= 5 us per step. Context: the same 1,000 assignments as a plain dict loop.
 (2) Compiled expression eval of `orders.length * 2 + offset`. Budget: <= 1 us.
     Context: the same computation as a Python lambda over a dict.
@@ -27,9 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from daemon.engine.compiler import compile_stack
-from daemon.engine.context import Resources, RunContext, TaskInfo
+from daemon.engine.context import RunContext, TaskInfo
 from daemon.engine.runner import run_stack
 from daemon.expr.language import compile_expression
+from daemon.resources.bundle import Resources
 from steps import build_registry
 
 STEPS = 1_000

@@ -31,7 +31,8 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from daemon.engine.compiler import compile_stack
-from daemon.engine.context import Resources, RunContext, TaskInfo
+from daemon.engine.context import RunContext, TaskInfo
+from daemon.resources.bundle import Resources
 from daemon.resources.db.base import PostgresDataSource, create_datasource
 from steps import build_registry
 

@@ -29,14 +29,14 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from daemon.core.cron import CronSchedule
+from daemon.core.runs import Claim, Outcome, RunResult
 from daemon.engine.compiler import CompiledTask
-from daemon.engine.context import Resources
-from daemon.engine.runner import RunResult
 from daemon.ops import logs
+from daemon.resources.bundle import Resources
 from daemon.resources.db.base import create_datasource
-from daemon.scheduling.clock import FakeClock, settle
-from daemon.scheduling.scheduler import Claim, Outcome, Scheduler
+from daemon.scheduling.scheduler import Scheduler
 from daemon.state.store import StateStore
+from daemon.testing import FakeClock, settle
 
 ADMIN = os.environ.get("CRONSTACK_BENCH_PG", "postgresql://root@127.0.0.1:5432/postgres")
 START = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)

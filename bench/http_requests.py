@@ -28,8 +28,8 @@ import aiohttp  # noqa: E402
 import orjson  # noqa: E402
 
 from daemon.engine.compiler import compile_stack  # noqa: E402
-from daemon.engine.context import Resources  # noqa: E402
 from daemon.engine.runner import run_stack  # noqa: E402
+from daemon.resources.bundle import Resources  # noqa: E402
 from daemon.resources.http.client import HttpClient  # noqa: E402
 from steps import build_registry  # noqa: E402
 

@@ -33,11 +33,11 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from daemon.core.cron import CronSchedule
+from daemon.core.runs import Outcome, RunResult
 from daemon.engine.compiler import CompiledTask
-from daemon.engine.context import Resources
-from daemon.engine.runner import RunResult
 from daemon.ops import logs
-from daemon.scheduling.scheduler import Outcome, Scheduler
+from daemon.resources.bundle import Resources
+from daemon.scheduling.scheduler import Scheduler
 
 RATIO_BUDGET = 1.2  # p99 lag vs the baseline, same run
 RSS_BUDGET_MB = 150

@@ -14,7 +14,7 @@ from daemon.core.durations import parse_duration
 from daemon.core.errors import ConfigError, Issue
 from daemon.core.secrets import SECRETS
 from daemon.engine.compiler import CompiledTask, compile_tasks
-from daemon.engine.context import Resources
+from daemon.resources.bundle import Resources
 from daemon.resources.cache import Cache, create_cache
 from daemon.resources.db.base import DataSource, create_datasource
 from daemon.resources.http.client import HttpClient

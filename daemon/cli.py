@@ -18,7 +18,7 @@ from daemon.ops import logs
 
 if TYPE_CHECKING:
     from daemon.config.settings import Config
-    from daemon.engine.runner import RunResult
+    from daemon.core.runs import RunResult
     from daemon.state.store import StateStore
 
 EXIT_OK = 0
@@ -146,8 +146,8 @@ def _report_invalid(args: argparse.Namespace, issues: list[Issue]) -> int:
 
 async def _trigger(args: argparse.Namespace) -> int:
     from daemon.bootstrap import close_resources, load
-    from daemon.engine.runner import new_run_id, run_task
-    from daemon.scheduling.scheduler import Claim
+    from daemon.core.runs import Claim, new_run_id
+    from daemon.engine.runner import run_task
 
     try:
         loaded = await load(_config_arg(args))
@@ -209,7 +209,7 @@ async def _trigger(args: argparse.Namespace) -> int:
 
 
 async def _record_manual(store: StateStore, result: RunResult | None) -> None:
-    from daemon.scheduling.scheduler import Outcome
+    from daemon.core.runs import Outcome
 
     try:
         if result is not None:

@@ -17,9 +17,9 @@ import structlog
 from daemon.bootstrap import Loaded, close_resources, load
 from daemon.core.durations import parse_duration
 from daemon.core.errors import ConfigError, Issue
-from daemon.engine.context import Resources
 from daemon.ops import logs
 from daemon.ops.sdnotify import Notifier
+from daemon.resources.bundle import Resources
 from daemon.scheduling.clock import SystemClock
 from daemon.scheduling.scheduler import Scheduler
 from daemon.sidecars import Operations

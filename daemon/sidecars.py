@@ -17,7 +17,7 @@ from daemon.web.server import AdminContext, AdminServer, RunQueries
 
 if TYPE_CHECKING:
     from daemon.config.settings import ConfigSpec
-    from daemon.engine.context import Resources
+    from daemon.resources.bundle import Resources
     from daemon.resources.db.base import DataSource
     from daemon.scheduling.scheduler import Scheduler
     from daemon.state.store import StateStore

@@ -47,6 +47,14 @@ class ConfigError(ValueError):
         super().__init__("\n".join(str(i) for i in issues))
 
 
+class TaskLookupError(LookupError):
+    """A task name the scheduler (or the admin API, or the CLI) does not know."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f'unknown task "{name}"')
+
+
 def join_path(base: str, key: str | int) -> str:
     """Append a key or index to a dotted step path: `function_stack[2]` + `table`."""
     if isinstance(key, int):

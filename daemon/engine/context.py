@@ -5,30 +5,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from daemon.core.errors import ExpressionError, ReturnSignal, RunError, StepError
-from daemon.core.secrets import SecretEnv, mask_value
+from daemon.core.runs import StepRecord
+from daemon.core.secrets import SecretEnv
 
 if TYPE_CHECKING:
+    from daemon.resources.bundle import Resources
     from daemon.resources.cache import Cache
     from daemon.resources.db.base import DataSource
     from daemon.resources.http.client import HttpClient
     from steps.base import Step
-
-
-@dataclass(slots=True)
-class Resources:
-    """Long-lived things runs share: opened once at start, reused across runs and reloads."""
-
-    datasources: dict[str, DataSource] = field(default_factory=dict)
-    default_datasource: str | None = None
-    http: HttpClient | None = None
-    cache: Cache | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -50,37 +41,6 @@ class TaskInfo:
             "scheduled_at": self.scheduled_at,
             "attempt": self.attempt,
             "trigger": self.trigger,
-        }
-
-
-class StepRecord:
-    """One entry of the step trace, appended when the step starts and completed when it ends."""
-
-    __slots__ = ("_output", "duration_ms", "function", "path", "status")
-
-    def __init__(self, path: str, function: str) -> None:
-        self.path = path
-        self.function = function
-        self.status = "running"
-        self.duration_ms = 0.0
-        self._output: Any = None
-
-    @property
-    def output(self) -> Any:
-        """The step's result with secrets masked: masked when read (history, summaries), not
-        when set, so the hot path stays free and secrets seen later in the run count too."""
-        return mask_value(self._output)
-
-    @output.setter
-    def output(self, value: Any) -> None:
-        self._output = value
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "function": self.function,
-            "status": self.status,
-            "duration_ms": round(self.duration_ms, 3),
         }
 
 

@@ -4,60 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import structlog
 
 from daemon.core.errors import ReturnSignal, RunError
+from daemon.core.runs import (
+    CANCELLED,
+    DEADMAN,
+    FAILED,
+    SUCCEEDED,
+    TIMED_OUT,
+    RunResult,
+    new_run_id,
+    slot_id_for,
+)
 from daemon.core.secrets import mask_value
-from daemon.engine.context import Resources, RunContext, StepRecord, TaskInfo
+from daemon.engine.context import RunContext, TaskInfo
+from daemon.resources.bundle import Resources
 
 if TYPE_CHECKING:
     from daemon.engine.compiler import CompiledTask
     from steps.base import Step
 
 log = structlog.get_logger("cronstack.runner")
-
-# Final run states (DESIGN.md "Runs and history").
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-TIMED_OUT = "timed_out"
-CANCELLED = "cancelled"
-
-
-@dataclass(slots=True)
-class RunResult:
-    """What one run did: its outcome, returned value, error and step trace."""
-
-    task: str
-    run_id: str
-    slot_id: str
-    status: str
-    trigger: str
-    attempt: int
-    scheduled_at: int  # ms
-    started_at: int  # ms
-    finished_at: int  # ms
-    value: Any = None
-    error: dict[str, Any] | None = None
-    trace: list[StepRecord] = field(default_factory=list)
-
-    @property
-    def duration_ms(self) -> int:
-        return self.finished_at - self.started_at
-
-
-def new_run_id() -> str:
-    return uuid.uuid4().hex
-
-
-def slot_id_for(task: str, scheduled_at_ms: int) -> str:
-    """Stable across replicas and retries of one slot: the task name and the slot's instant."""
-    return f"{task}@{scheduled_at_ms}"
 
 
 async def run_stack(
@@ -144,7 +116,8 @@ async def run_stack(
 async def _run_on_failure(
     ctx: RunContext, steps: Sequence[Step], error: dict[str, Any] | None
 ) -> None:
-    """The alert stack: runs once after the last failed attempt; its own failure is logged only."""
+    """The alert stack: the only place an `on_failure` stack runs (after a run's last failed
+    attempt, and for the dead-man's switch); its own failure is logged, never raised."""
     ctx.error = error
     try:
         await ctx.run_steps(steps)
@@ -152,6 +125,25 @@ async def _run_on_failure(
         pass
     except RunError as exc:
         log.warning("on_failure_failed", error=mask_value(exc.as_dict()))
+
+
+async def run_alert(task: CompiledTask, resources: Resources, error: dict[str, Any]) -> None:
+    """Run a task's `on_failure` stack on its own, with `error` bound (the dead-man's switch):
+    a context of its own, trigger `deadman`, no history row."""
+    run_id = new_run_id()
+    now = int(time.time() * 1000)
+    ctx = RunContext(
+        task=TaskInfo(task.name, run_id, run_id, now, 1, DEADMAN),
+        resources=resources,
+        tz=task.tz,
+        data_source=task.data_source,
+        started_ms=now,
+    )
+    structlog.contextvars.bind_contextvars(task=task.name, run_id=run_id)
+    try:
+        await _run_on_failure(ctx, task.on_failure or (), error)
+    finally:
+        structlog.contextvars.unbind_contextvars("task", "run_id")
 
 
 async def run_task(

@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import structlog
 
-from daemon.core.errors import ReturnSignal, RunError
-from daemon.core.secrets import mask, mask_value
-from daemon.engine.context import RunContext, TaskInfo
-from daemon.engine.runner import SUCCEEDED
-from daemon.scheduling.scheduler import Outcome
+from daemon.core.runs import SUCCEEDED, Outcome
+from daemon.core.secrets import mask
+from daemon.engine.runner import run_alert
 
 if TYPE_CHECKING:
+    from daemon.core.abc import Clock
     from daemon.engine.compiler import CompiledTask
-    from daemon.engine.context import Resources
     from daemon.ops.metrics import Metrics
-    from daemon.scheduling.clock import Clock
+    from daemon.resources.bundle import Resources
 
 log = structlog.get_logger("cronstack.deadman")
 
@@ -143,24 +140,7 @@ class DeadMansSwitch:
                 hint="give the task an on_failure stack to be alerted",
             )
             return
-        run_id = uuid.uuid4().hex
-        now = self._now_ms()
-        ctx = RunContext(
-            task=TaskInfo(task.name, run_id, run_id, now, 1, "deadman"),
-            resources=resources,
-            tz=task.tz,
-            data_source=task.data_source,
-        )
-        ctx.error = error
-        structlog.contextvars.bind_contextvars(task=task.name, run_id=run_id)
-        try:
-            await ctx.run_steps(task.on_failure)
-        except ReturnSignal:
-            pass
-        except RunError as exc:
-            log.warning("deadman_alert_stack_failed", error=mask_value(exc.as_dict()))
-        finally:
-            structlog.contextvars.unbind_contextvars("task", "run_id")
+        await run_alert(task, resources, error)
 
 
 def _span(seconds: float) -> str:

@@ -11,10 +11,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from daemon.scheduling.scheduler import MISSED, SKIPPED, Outcome, RunRecorder
+from daemon.core.abc import RunRecorder
+from daemon.core.runs import MISSED, SKIPPED, Outcome
 
 if TYPE_CHECKING:
-    from daemon.engine.context import Resources
+    from daemon.resources.bundle import Resources
     from daemon.resources.db.base import DataSource
 
 log = structlog.get_logger("cronstack.metrics")

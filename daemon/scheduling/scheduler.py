@@ -6,8 +6,6 @@ import asyncio
 import contextlib
 import gc
 import heapq
-import itertools
-import os
 import random
 from collections import deque
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
@@ -17,23 +15,33 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from daemon.engine.runner import CANCELLED, SUCCEEDED, RunResult, run_task, slot_id_for
-from daemon.scheduling.clock import Clock, SystemClock
+from daemon.core.abc import Claimer, Clock, RunRecorder
+from daemon.core.errors import TaskLookupError
+from daemon.core.runs import (
+    BUSY,
+    CANCELLED,
+    EARLY,
+    MISSED,
+    SKIPPED,
+    SUCCEEDED,
+    WON,
+    Claim,
+    LogRecorder,
+    Outcome,
+    RunResult,
+    new_run_id,
+    slot_id_for,
+)
+from daemon.engine.runner import run_task
+from daemon.scheduling.clock import SystemClock
 
 if TYPE_CHECKING:
     from daemon.core.cron import CronSchedule
     from daemon.engine.compiler import CompiledTask, RetryPolicy
-    from daemon.engine.context import Resources
+    from daemon.resources.bundle import Resources
 
 log = structlog.get_logger("cronstack.scheduler")
 
-SKIPPED = "skipped"
-MISSED = "missed"
-# Claim answers from the state store (see daemon.state.store).
-WON, LOST, BUSY = "won", "lost", "busy"
-# ... and EARLY: the slot is still in the future by the store's (database) clock; nothing was
-# written, and the fire is pushed back onto the heap to be claimed again later.
-EARLY = "early"
 # Delay before an EARLY fire is claimed again: doubles per refusal up to the cap, so a clock
 # that stays wrong costs a few statements per slot, not a tight loop.
 EARLY_RETRY = 0.25
@@ -61,118 +69,6 @@ class RunFn(Protocol):
         slot_id: str | None,
         with_on_failure: bool,
     ) -> Awaitable[RunResult]: ...
-
-
-@dataclass(slots=True)
-class Outcome:
-    """How one fire (or one attempt of it) ended. `final` is false for attempts a retry follows."""
-
-    task: str
-    run_id: str
-    slot_id: str
-    status: str  # succeeded failed timed_out cancelled skipped missed
-    trigger: str  # schedule manual catch_up retry
-    attempt: int
-    scheduled_at: int  # ms since epoch
-    started_at: int | None  # ms; None when the fire never ran
-    finished_at: int | None
-    error: dict[str, Any] | None = None
-    reason: str | None = None
-    final: bool = True
-    result: RunResult | None = None  # the trace, for the history store
-
-    @classmethod
-    def from_result(cls, result: RunResult, final: bool = True) -> Outcome:
-        """The outcome of a run that ran (the runner's result, with its trace)."""
-        return cls(
-            task=result.task,
-            run_id=result.run_id,
-            slot_id=result.slot_id,
-            status=result.status,
-            trigger=result.trigger,
-            attempt=result.attempt,
-            scheduled_at=result.scheduled_at,
-            started_at=result.started_at,
-            finished_at=result.finished_at,
-            error=result.error,
-            final=final,
-            result=result,
-        )
-
-    @property
-    def duration_ms(self) -> int | None:
-        if self.started_at is None or self.finished_at is None:
-            return None
-        return self.finished_at - self.started_at
-
-    def fields(self) -> dict[str, Any]:
-        return {
-            "task": self.task,
-            "run_id": self.run_id,
-            "slot_id": self.slot_id,
-            "status": self.status,
-            "trigger": self.trigger,
-            "attempt": self.attempt,
-            "scheduled_at": self.scheduled_at,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "duration_ms": self.duration_ms,
-            "error": self.error,
-            "reason": self.reason,
-        }
-
-
-@dataclass(slots=True)
-class Claim:
-    """A fire asking to own its (task, slot, attempt); `skip_overlap` checks other processes."""
-
-    run_id: str
-    task: str
-    slot_id: str
-    scheduled_at: int
-    trigger: str
-    attempt: int
-    skip_overlap: bool = False
-
-
-class Claimer(Protocol):
-    """The state store's claim: WON (its `running` row is written before any step runs), LOST
-    (another process owns the slot), BUSY (a live run of the task elsewhere; recorded skipped) or
-    EARLY (not due yet by the store's clock; nothing recorded, fired again later).
-
-    A coroutine function will do; the state store returns a future (no task per claim)."""
-
-    def claim(self, claim: Claim) -> Awaitable[str]: ...
-
-
-class RunRecorder(Protocol):
-    """Where outcomes go (logs now, the history store later). Must not block: enqueue and return."""
-
-    async def record(self, outcome: Outcome) -> None: ...
-
-
-class LogRecorder:
-    """The default recorder: one log event per outcome."""
-
-    async def record(self, outcome: Outcome) -> None:
-        if outcome.status == SKIPPED:
-            log.info("run_skipped", **outcome.fields())
-        elif outcome.status == MISSED:
-            log.warning("run_missed", **outcome.fields())
-        elif outcome.status == SUCCEEDED:
-            log.info("run_finished", **outcome.fields())
-        else:
-            # The failing step as the stable top-level `step` log key (DESIGN.md "Logs").
-            step = outcome.error.get("step") if outcome.error else None
-            log.warning("run_finished", **outcome.fields(), step=step)
-
-
-class TaskLookupError(LookupError):
-    """A task name the scheduler does not know."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        super().__init__(f'unknown task "{name}"')
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,18 +135,6 @@ class _Run:
         self.cancel_reason: str | None = None
         self.handle: asyncio.Task[None] | None = None
         self.claiming: asyncio.Future[str] | None = None  # the store claim of this attempt
-
-
-_ID_PREFIX = os.urandom(8).hex()
-# The top bit set: every value below 2**64 prints as exactly 16 hex digits without a format
-# spec (2**63 fires before it could grow a digit).
-_ID_COUNTER = itertools.count((1 << 63) | int.from_bytes(os.urandom(4), "big"))
-
-
-def _run_id() -> str:
-    """32 hex digits like a uuid4 hex, unique per process by a random prefix and a counter;
-    os.urandom per fire is the single largest cost of firing 10,000 tasks at once."""
-    return _ID_PREFIX + format(next(_ID_COUNTER), "x")
 
 
 def _freeze_gc() -> None:
@@ -620,7 +504,7 @@ class Scheduler:
         name = state.task.name
         return Outcome(
             task=name,
-            run_id=_run_id(),
+            run_id=new_run_id(),
             slot_id=slot_id_for(name, scheduled_ms),
             status=status,
             trigger=trigger,
@@ -646,7 +530,7 @@ class Scheduler:
             trigger,
             scheduled_ms,
             state.slot_prefix + str(scheduled_ms),
-            _ID_PREFIX + format(next(_ID_COUNTER), "x"),  # _run_id(), inlined: once per fire
+            new_run_id(),
         )
         if not state.running and not state.backlog:
             self._start(state, fire)  # the common case: nothing of this task in flight
@@ -842,7 +726,7 @@ class Scheduler:
                 # The next attempt exists from now on: cancelled while waiting, it is recorded
                 # under its own run_id, not the failed attempt's.
                 run.attempt += 1
-                run.run_id = _run_id()
+                run.run_id = new_run_id()
                 run.trigger = "retry"
                 await self.clock.sleep(delay)
                 if not await self._claim(run):
@@ -952,7 +836,7 @@ class Scheduler:
             raise TaskLookupError(name)
         if self._stopping:
             raise RuntimeError("the scheduler is stopping")
-        run_id = _run_id()
+        run_id = new_run_id()
         # A manual run's slot is its own (run_id): it never competes with a scheduled slot.
         self._manual.append(_Run(state, "manual", _ms(self.clock.now()), run_id, run_id))
         self._wake.set()
@@ -1052,19 +936,4 @@ class Scheduler:
         return cancelled
 
 
-__all__ = [
-    "BUSY",
-    "EARLY",
-    "LOST",
-    "WON",
-    "Claim",
-    "Claimer",
-    "LogRecorder",
-    "Outcome",
-    "ReloadPlan",
-    "RunFn",
-    "RunRecorder",
-    "Scheduler",
-    "TaskLookupError",
-    "backoff_delay",
-]
+__all__ = ["ReloadPlan", "RunFn", "Scheduler", "backoff_delay"]

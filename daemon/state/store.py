@@ -19,6 +19,7 @@ import structlog
 
 from daemon.core.durations import parse_duration
 from daemon.core.errors import DatabaseError
+from daemon.core.runs import BUSY, EARLY, LOST, SKIPPED, WON, Claim, LogRecorder, Outcome
 from daemon.core.secrets import mask_value
 from daemon.resources.db.base import (
     DataSource,
@@ -27,7 +28,6 @@ from daemon.resources.db.base import (
     create_datasource,
     decode_json_text,
 )
-from daemon.scheduling.scheduler import BUSY, EARLY, LOST, SKIPPED, WON, Claim, LogRecorder, Outcome
 from daemon.state.migrations import LATEST, PG_MIGRATION_LOCK, Dialect, migrations
 
 if TYPE_CHECKING:

@@ -24,11 +24,11 @@ import orjson
 import structlog
 from aiohttp import web
 
+from daemon.core.errors import TaskLookupError
 from daemon.core.listen import ListenAddress
 from daemon.core.secrets import mask_value
 from daemon.ops.metrics import CONTENT_TYPE
 from daemon.resources.db.base import decode_json_text
-from daemon.scheduling.scheduler import TaskLookupError
 from daemon.web import dashboard
 
 if TYPE_CHECKING:

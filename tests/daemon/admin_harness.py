@@ -14,9 +14,9 @@ import aiohttp
 
 from daemon.bootstrap import Loaded, close_resources, load
 from daemon.ops.metrics import Metrics, ObservingRecorder
-from daemon.scheduling.clock import FakeClock
 from daemon.scheduling.scheduler import Scheduler
 from daemon.state.store import StateStore, store_from_config
+from daemon.testing import FakeClock
 from daemon.web.server import AdminContext, AdminServer
 
 TOKEN = "s3cret-admin-token-for-tests"

@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from daemon.engine.compiler import CompiledTask, RetryPolicy
-from daemon.engine.context import Resources
+from daemon.resources.bundle import Resources
 from daemon.resources.db.base import create_datasource
-from daemon.scheduling.clock import FakeClock, settle
 from daemon.scheduling.scheduler import Scheduler
 from daemon.state.store import StateStore
+from daemon.testing import FakeClock, settle
 from tests.daemon.test_scheduler import FakeRun, make_task
 
 START = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)

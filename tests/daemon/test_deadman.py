@@ -10,10 +10,10 @@ import pytest
 from aiohttp import web
 
 from daemon.bootstrap import Loaded, close_resources, load
+from daemon.core.runs import Outcome
 from daemon.ops.deadman import DeadMansSwitch, Heartbeat
 from daemon.ops.metrics import Metrics
-from daemon.scheduling.clock import FakeClock
-from daemon.scheduling.scheduler import Outcome
+from daemon.testing import FakeClock
 from tests.daemon.admin_harness import write_config
 
 WATCHED = {

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daemon.core.errors import ExpressionError
-from daemon.engine.context import Resources, RunContext, TaskInfo
+from daemon.engine.context import RunContext, TaskInfo
 from daemon.expr.language import (
     BUILTIN_NAMES,
     FUNCTION_NAMES,
@@ -21,6 +21,7 @@ from daemon.expr.language import (
     compile_template,
     compile_value,
 )
+from daemon.resources.bundle import Resources
 
 STARTED_MS = 1_772_964_000_000  # 2026-03-08T10:00:00Z
 

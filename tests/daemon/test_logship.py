@@ -13,11 +13,11 @@ import pytest
 import structlog
 from aiohttp import web
 
+from daemon.core.runs import RunResult
 from daemon.engine.compiler import CompiledTask
-from daemon.engine.context import Resources
-from daemon.engine.runner import RunResult
 from daemon.ops import logs
 from daemon.ops.logship import LogShipper
+from daemon.resources.bundle import Resources
 from daemon.scheduling.scheduler import Scheduler
 from tests.daemon.test_scheduler import make_task
 

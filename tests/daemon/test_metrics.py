@@ -7,8 +7,8 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon.engine.context import Resources
 from daemon.ops.metrics import Metrics, missed_reason
+from daemon.resources.bundle import Resources
 from daemon.resources.http.client import HttpClient
 from tests.daemon.admin_harness import Harness, harness
 

@@ -17,11 +17,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from daemon.core.cron import CronSchedule
+from daemon.core.errors import TaskLookupError
+from daemon.core.runs import Outcome, RunResult
 from daemon.engine.compiler import CompiledTask, RetryPolicy
-from daemon.engine.context import Resources
-from daemon.engine.runner import RunResult
-from daemon.scheduling.clock import FakeClock
-from daemon.scheduling.scheduler import Outcome, Scheduler, TaskLookupError, backoff_delay
+from daemon.resources.bundle import Resources
+from daemon.scheduling.scheduler import Scheduler, backoff_delay
+from daemon.testing import FakeClock
 
 START = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
 FINAL = {"succeeded", "failed", "timed_out", "cancelled", "skipped", "missed"}

@@ -17,8 +17,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from daemon.core.secrets import SecretEnv, SecretRegistry, is_secret_header
-from daemon.engine.context import Resources
 from daemon.ops import logs
+from daemon.resources.bundle import Resources
 from daemon.resources.http.client import HttpClient
 from tests.steps.helpers import run, step
 

@@ -11,7 +11,8 @@ import pytest
 
 from daemon.core.errors import DatabaseError
 from daemon.engine.compiler import StackCompiler
-from daemon.engine.context import Resources, RunContext, TaskInfo
+from daemon.engine.context import RunContext, TaskInfo
+from daemon.resources.bundle import Resources
 from daemon.resources.db.base import Dialect, TableInfo, column_info
 from steps._sql import (
     delete_statement,

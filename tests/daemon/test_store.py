@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from daemon.engine.context import Resources
+from daemon.core.runs import Claim, Outcome
+from daemon.resources.bundle import Resources
 from daemon.resources.db.base import create_datasource
-from daemon.scheduling.clock import FakeClock, SystemClock
-from daemon.scheduling.scheduler import Claim, Outcome, Scheduler
+from daemon.scheduling.clock import SystemClock
+from daemon.scheduling.scheduler import Scheduler
 from daemon.state.store import BUSY, EARLY, LOST, WON, StateStore, StoreLockedError, TaskPolicy
+from daemon.testing import FakeClock
 from tests.daemon.test_scheduler import FakeRun, make_task
 
 StoreFactory = Callable[..., StateStore]

@@ -6,9 +6,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from daemon.core.errors import ConfigError, Issue
+from daemon.core.runs import RunResult
 from daemon.engine.compiler import compile_stack
-from daemon.engine.context import Resources
-from daemon.engine.runner import RunResult, run_stack
+from daemon.engine.runner import run_stack
+from daemon.resources.bundle import Resources
 from steps import build_registry
 from steps.base import Registry, Step
 

@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from daemon.core.errors import CacheError
-from daemon.engine.context import Resources
+from daemon.resources.bundle import Resources
 from daemon.resources.cache import Cache, MemoryCache, RedisCache, create_cache
 from tests.steps.helpers import compile_issues, run, step
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 import redis.asyncio as aioredis
 
-from daemon.engine.context import Resources
+from daemon.resources.bundle import Resources
 from daemon.resources.cache import create_cache
 from tests.steps.helpers import run, step
 

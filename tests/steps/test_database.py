@@ -11,7 +11,8 @@ import pytest
 
 from daemon.core.errors import ConfigError, DatabaseError
 from daemon.engine.compiler import StackCompiler, compile_stack
-from daemon.engine.context import Resources, RunContext, TaskInfo
+from daemon.engine.context import RunContext, TaskInfo
+from daemon.resources.bundle import Resources
 from daemon.resources.db.base import DataSource, create_datasource
 from steps import build_registry
 from steps.base import Step

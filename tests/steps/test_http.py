@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from daemon.core.errors import HttpError, StepTimeoutError
-from daemon.engine.context import Resources
+from daemon.resources.bundle import Resources
 from daemon.resources.http.client import HttpClient, safe_url
 from steps.http import excerpt
 from tests.steps.helpers import compile_issues, run, step

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from daemon.engine.context import Resources
+from daemon.resources.bundle import Resources
 from daemon.resources.http.client import HttpClient
 from daemon.resources.http.guard import NetworkPolicy, parse_ip_literal, why_blocked
 from tests.steps.helpers import run, step

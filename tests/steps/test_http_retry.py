@@ -14,8 +14,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from daemon.core.errors import StepError
-from daemon.engine.context import Resources
-from daemon.engine.runner import RunResult
+from daemon.core.runs import RunResult
+from daemon.resources.bundle import Resources
 from daemon.resources.http.client import HttpClient
 from steps.http import compile_url, retry_after
 from tests.steps.helpers import compile_issues, run, step

@@ -1,0 +1,52 @@
+"""The interfaces at the seams between parts: what each side may expect of the other.
+
+Implementations live in their parts (`SystemClock` in scheduling, `StateStore` in state,
+`Metrics` in ops); test doubles in `daemon.testing`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from datetime import datetime
+from typing import Protocol
+
+from daemon.core.runs import Claim, Outcome
+
+
+class Clock(Protocol):
+    """What the scheduler needs from time: the wall clock, a monotonic clock, and sleeping."""
+
+    def now(self) -> datetime:
+        """The current wall-clock time, aware, in UTC."""
+        ...
+
+    def monotonic(self) -> float: ...
+
+    async def sleep_until(self, deadline: datetime | None, wake: asyncio.Event) -> None:
+        """Return at `deadline` (wall clock), when `wake` is set, or earlier; callers re-check."""
+        ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class Claimer(Protocol):
+    """The state store's claim: WON (its `running` row is written before any step runs), LOST
+    (another process owns the slot), BUSY (a live run of the task elsewhere; recorded skipped) or
+    EARLY (not due yet by the store's clock; nothing recorded, fired again later).
+
+    A coroutine function will do; the state store returns a future (no task per claim)."""
+
+    def claim(self, claim: Claim) -> Awaitable[str]: ...
+
+
+class RunRecorder(Protocol):
+    """Where outcomes go (logs, the history store). Must not block: enqueue and return."""
+
+    async def record(self, outcome: Outcome) -> None: ...
+
+
+class OutcomeListener(Protocol):
+    """Something that wants to see every outcome (metrics, the dead-man's switch)."""
+
+    def observe(self, outcome: Outcome) -> None: ...
