@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from daemon.engine.compiler import compile_stack
 from daemon.engine.context import RunContext, TaskInfo
 from daemon.engine.runner import run_stack
-from daemon.expr.language import compile_expression
+from daemon.expr.parser import compile_expression
 from daemon.resources.bundle import Resources
 from steps import build_registry
 

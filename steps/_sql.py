@@ -9,14 +9,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from daemon.core.errors import DatabaseError, join_path
-from daemon.resources.db.base import (
-    ColumnInfo,
-    Converter,
-    Dialect,
-    TableInfo,
-    did_you_mean,
-    quote_ident,
-)
+from daemon.core.text import did_you_mean
+from daemon.expr.parser import is_template
+from daemon.resources.db.base import ColumnInfo, Converter, Dialect, TableInfo, quote_ident
 
 if TYPE_CHECKING:
     from daemon.engine.context import RunContext
@@ -34,17 +29,6 @@ _COMPARE_SQL = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="
 def raise_report(path: str, message: str) -> None:
     """A `Report` for run time: the first problem fails the step."""
     raise DatabaseError(f"{path}: {message}")
-
-
-def is_template(value: Any) -> bool:
-    """True if a literal contains `{{` anywhere (so its run-time value is unknown at load)."""
-    if isinstance(value, str):
-        return "{{" in value
-    if isinstance(value, dict):
-        return any(is_template(v) for v in value.values())
-    if isinstance(value, list):
-        return any(is_template(v) for v in value)
-    return False
 
 
 # --- parsed filter shape (dialect- and schema-independent) ---------------------------------------

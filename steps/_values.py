@@ -25,8 +25,3 @@ def seconds(value: Any, what: str) -> float:
         return parse_duration(value)
     except ValueError as exc:
         raise ValueError(f"{what}: {exc}") from None
-
-
-def is_template(value: Any) -> bool:
-    """True when a literal field holds `{{ }}` and so can only be evaluated at run time."""
-    return isinstance(value, str) and "{{" in value

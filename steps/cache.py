@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from daemon.core.errors import StepError
-from daemon.expr.language import type_name
-from steps._values import is_template, seconds
+from daemon.core.text import type_name
+from daemon.expr.parser import is_template
+from steps._values import seconds
 from steps.base import Evaluator, Step, StepCompiler, StepSpec
 
 if TYPE_CHECKING:

@@ -10,24 +10,16 @@ import structlog
 
 from daemon.core.errors import ReturnSignal, RunError, StepError
 from daemon.core.secrets import mask_value
-from daemon.expr.language import type_name
-from steps._values import is_template, seconds, to_text
+from daemon.core.text import type_name
+from daemon.expr.parser import is_template
+from daemon.expr.values import truthy
+from steps._values import seconds, to_text
 from steps.base import Evaluator, Step, StepCompiler, StepSpec
 
 if TYPE_CHECKING:
     from daemon.engine.context import RunContext
 
 _log = structlog.get_logger("cronstack.task")
-
-
-def truthy(value: Any) -> bool:
-    """Truthiness as task authors expect from JS, except that [] and {} are false too.
-
-    null, false, 0, NaN, "" , [] and {} are false; everything else is true.
-    """
-    if type(value) is float:
-        return value == value and value != 0.0  # NaN is the only value unequal to itself
-    return bool(value)
 
 
 class Conditional(Step):

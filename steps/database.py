@@ -7,15 +7,9 @@ from operator import itemgetter
 from typing import Any
 
 from daemon.core.errors import DatabaseError, join_path
+from daemon.core.text import did_you_mean
 from daemon.engine.context import RunContext
-from daemon.resources.db.base import (
-    DataSource,
-    TableInfo,
-    coerce_column,
-    decode_rows,
-    did_you_mean,
-    sqlite_param,
-)
+from daemon.resources.db.base import DataSource, TableInfo, coerce_column, decode_rows, sqlite_param
 from steps._sql import (
     FilterSpec,
     Report,

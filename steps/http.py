@@ -16,10 +16,12 @@ from yarl import URL
 
 from daemon.core.errors import ExpressionError, HttpError, RunError, StepError, StepTimeoutError
 from daemon.core.secrets import SECRETS, is_secret_header
-from daemon.expr.language import render, template_parts, type_name
+from daemon.core.text import type_name
+from daemon.expr.parser import is_template, template_parts
+from daemon.expr.values import render
 from daemon.resources.http.client import HttpConnectionError, HttpResponse, safe_url
 from daemon.resources.http.guard import BlockedAddressError
-from steps._values import is_template, seconds
+from steps._values import seconds
 from steps.base import Evaluator, Step, StepCompiler, StepSpec
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ import msgspec
 
 from daemon.core.durations import parse_duration
 from daemon.core.errors import Issue, join_path
-from daemon.expr.language import type_name
+from daemon.core.text import type_name
 
 S = TypeVar("S", bound=msgspec.Struct)
 

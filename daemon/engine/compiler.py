@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -12,7 +11,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 
 from daemon.core.errors import ConfigError, ExpressionError, Issue, join_path
-from daemon.expr.language import BUILTIN_NAMES, compile_template, compile_value
+from daemon.core.text import did_you_mean
+from daemon.expr.nodes import BUILTIN_NAMES
+from daemon.expr.parser import compile_template, compile_value
 from steps.base import Evaluator, Registry, Step
 
 if TYPE_CHECKING:
@@ -83,11 +84,6 @@ def msgspec_issue(exc: msgspec.ValidationError, file: str, base: str) -> Issue:
     if m := _MISSING_FIELD.match(message):
         return Issue(file, join_path(path, m.group("name")), "missing required field")
     return Issue(file, path, message.replace("`", '"'))
-
-
-def did_you_mean(name: str, options: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
-    return f' (did you mean "{close[0]}"?)' if close else ""
 
 
 def _raise_undefined(message: str, column: int | None) -> Evaluator:

@@ -13,14 +13,9 @@ from hypothesis import strategies as st
 
 from daemon.core.errors import ExpressionError
 from daemon.engine.context import RunContext, TaskInfo
-from daemon.expr.language import (
-    BUILTIN_NAMES,
-    FUNCTION_NAMES,
-    Reference,
-    compile_expression,
-    compile_template,
-    compile_value,
-)
+from daemon.expr.functions import FUNCTION_NAMES
+from daemon.expr.nodes import BUILTIN_NAMES, Reference
+from daemon.expr.parser import compile_expression, compile_template, compile_value
 from daemon.resources.bundle import Resources
 
 STARTED_MS = 1_772_964_000_000  # 2026-03-08T10:00:00Z
@@ -576,3 +571,35 @@ _TOKENS = st.sampled_from(
 def test_fuzz_token_soup(text: str) -> None:
     _evaluate_quietly(f"{{{{{text}}}}}")
     _evaluate_quietly(f"x {{{{ {text} }}}} y")
+
+
+TRUTHINESS = [
+    (None, False),
+    (False, False),
+    (0, False),
+    (0.0, False),
+    (float("nan"), False),
+    ("", False),
+    ([], False),
+    ({}, False),
+    (True, True),
+    (1, True),
+    (-0.5, True),
+    (float("inf"), True),
+    ("0", True),
+    ("false", True),
+    ([0], True),
+    ({"a": None}, True),
+]
+
+
+@pytest.mark.parametrize(("value", "expected"), TRUTHINESS)
+def test_one_truthiness_rule(value: Any, expected: bool) -> None:
+    """`?:`, `!`, `&&`, `||` and the Conditional step share one rule (NaN, [] and {} false)."""
+    from daemon.expr.values import truthy
+
+    assert truthy(value) is expected
+    assert ev("{{ v ? 'yes' : 'no' }}", {"v": value}) == ("yes" if expected else "no")
+    assert ev("{{ !v }}", {"v": value}) is (not expected)
+    assert ev("{{ v && true }}", {"v": value}) is expected
+    assert ev("{{ v || false }}", {"v": value}) is expected

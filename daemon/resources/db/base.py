@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import difflib
 import re
 import sqlite3
 import uuid
@@ -23,6 +22,7 @@ import asyncpg
 import orjson
 
 from daemon.core.errors import DatabaseError
+from daemon.core.text import did_you_mean
 
 Dialect = Literal["postgresql", "sqlite"]
 Converter = Callable[[Any], Any]
@@ -33,12 +33,6 @@ _MS = timedelta(milliseconds=1)
 
 
 # --- names ---------------------------------------------------------------------------------------
-
-
-def did_you_mean(name: str, candidates: Iterable[str]) -> str:
-    """` (did you mean "x"?)` for the closest candidate, or "" when nothing is close."""
-    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
-    return f' (did you mean "{close[0]}"?)' if close else ""
 
 
 def quote_ident(name: str) -> str:
