@@ -18,6 +18,7 @@ from daemon.resources.bundle import Resources
 from daemon.resources.cache import Cache, create_cache
 from daemon.resources.db.base import DataSource, create_datasource
 from daemon.resources.http.client import HttpClient
+from daemon.state.store import StateStore, TaskPolicy, open_state_datasource
 from steps import build_registry
 
 
@@ -91,7 +92,6 @@ async def check_state_store(config: Config, unreachable: Mapping[str, str]) -> l
     `check` error like an unreachable data source, not a surprise at start. An unreachable
     state data source is already reported by `open_datasources`."""
     from daemon.core.secrets import mask_value
-    from daemon.state.store import store_from_config
 
     name = config.state_source
     if name is None or name in unreachable or name not in config.spec.datasources:
@@ -215,3 +215,39 @@ async def close_resources(resources: Resources) -> None:
 
 
 __all__ = ["ConfigError", "Loaded", "close_resources", "load"]
+
+
+def policies_from_config(config: Config) -> dict[str, TaskPolicy]:
+    """Each configured task's history settings: its own, else the `[daemon]` defaults."""
+    daemon = config.spec.daemon
+    retention = parse_duration(daemon.history_retention)
+    policies = {}
+    for loaded in config.tasks:
+        spec = loaded.spec
+        policies[loaded.name] = TaskPolicy(
+            request_history=spec.request_history,
+            retention=(
+                parse_duration(spec.history_retention)
+                if spec.history_retention is not None
+                else retention
+            ),
+            max_runs=spec.history_max_runs or daemon.history_max_runs,
+        )
+    return policies
+
+
+def store_from_config(config: Config) -> StateStore | None:
+    """The (unopened) state store of a configuration, or None without a state data source."""
+    name = config.state_source
+    if name is None or name not in config.spec.datasources:
+        return None
+    daemon = config.spec.daemon
+    store = StateStore(
+        open_state_datasource(config.spec.datasources[name].url, base_dir=config.base_dir),
+        instance=daemon.instance,
+        lease_timeout=parse_duration(daemon.lease_timeout),
+        retention=parse_duration(daemon.history_retention),
+        max_runs=daemon.history_max_runs,
+    )
+    store.configure(policies_from_config(config))
+    return store

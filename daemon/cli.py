@@ -230,7 +230,7 @@ def _now_ms() -> int:
 
 async def _open_store(config: Config, *, required: bool = True) -> StateStore | None:
     """The state store for a one-shot command (shared with a running daemon, never locked)."""
-    from daemon.state.store import store_from_config
+    from daemon.bootstrap import store_from_config
 
     store = store_from_config(config)
     if store is None:

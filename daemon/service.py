@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 import structlog
 
-from daemon.bootstrap import Loaded, close_resources, load
+from daemon.bootstrap import Loaded, close_resources, load, policies_from_config, store_from_config
 from daemon.core.durations import parse_duration
 from daemon.core.errors import ConfigError, Issue
 from daemon.ops import logs
@@ -23,7 +23,7 @@ from daemon.resources.bundle import Resources
 from daemon.scheduling.clock import SystemClock
 from daemon.scheduling.scheduler import Scheduler
 from daemon.sidecars import Operations
-from daemon.state.store import StateStore, policies_from_config, store_from_config
+from daemon.state.store import StateStore
 from daemon.web.server import AdminListenError
 
 log = structlog.get_logger("cronstack.service")

@@ -14,8 +14,7 @@ from daemon.expr.parser import is_template
 from daemon.resources.db.base import ColumnInfo, Converter, Dialect, TableInfo, quote_ident
 
 if TYPE_CHECKING:
-    from daemon.engine.context import RunContext
-    from steps.base import Evaluator, StepCompiler
+    from steps.base import Evaluator, StepCompiler, StepContext
 
 # Called with (field path relative to the step, message) when a name does not check out:
 # `StepCompiler.error` at load time, `raise_report` when the plan is built lazily at run time.
@@ -481,5 +480,5 @@ def _same(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def evaluate(evaluators: Sequence[Evaluator], ctx: RunContext) -> list[Any]:
+def evaluate(evaluators: Sequence[Evaluator], ctx: StepContext) -> list[Any]:
     return [ev(ctx) for ev in evaluators]

@@ -2,17 +2,55 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import msgspec
 
-if TYPE_CHECKING:
-    from daemon.engine.context import RunContext
-    from daemon.resources.db.base import DataSource, TableInfo
+from daemon.expr.nodes import Evaluator, Scope
 
-# A compiled template or expression: called with the run context, returns the value.
-Evaluator = Callable[["RunContext"], Any]
+if TYPE_CHECKING:
+    from daemon.resources.cache import Cache
+    from daemon.resources.db.base import DataSource, TableInfo
+    from daemon.resources.http.client import HttpClient
+
+__all__ = [
+    "Evaluator",
+    "Registry",
+    "Step",
+    "StepCompiler",
+    "StepContext",
+    "StepSpec",
+    "normalize_function_name",
+]
+
+
+class StepContext(Scope, Protocol):
+    """What a step may use of its run (the engine's run context implements it).
+
+    Variables and built-ins are read through compiled expressions (`Scope`); a step writes
+    variables with `set_var`, runs child steps with `run_step` (so each gets its trace entry),
+    and reaches resources through `db`, `http` and `cache`. `error` is the caught error inside
+    a catch block and an `on_failure` stack.
+    """
+
+    error: dict[str, Any] | None
+
+    def set_var(self, name: str, value: Any) -> None: ...
+
+    async def run_step(self, step: Step) -> Any: ...
+
+    def child(self, overlay: dict[str, Any]) -> StepContext:
+        """A context for one concurrent loop iteration: same run, `overlay` names on top."""
+        ...
+
+    def db(self, name: str | None = None) -> DataSource: ...
+
+    @property
+    def http(self) -> HttpClient: ...
+
+    @property
+    def cache(self) -> Cache: ...
 
 
 class StepSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -91,7 +129,7 @@ class Step:
         if spec.return_variable:
             c.define(spec.return_variable)
 
-    async def run(self, ctx: RunContext) -> Any:
+    async def run(self, ctx: StepContext) -> Any:
         raise NotImplementedError
 
     def children(self) -> Sequence[Sequence[Step]]:

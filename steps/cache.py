@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from daemon.core.errors import StepError
 from daemon.core.text import type_name
 from daemon.expr.parser import is_template
 from steps._values import seconds
-from steps.base import Evaluator, Step, StepCompiler, StepSpec
-
-if TYPE_CHECKING:
-    from daemon.engine.context import RunContext
+from steps.base import Evaluator, Step, StepCompiler, StepContext, StepSpec
 
 OPERATIONS = ("get", "set", "delete", "increment", "exists", "expire")
 
@@ -73,7 +70,7 @@ class DataCaching(Step):
                 c.error("ttl", str(exc))
         super().__init__(spec, c)
 
-    async def run(self, ctx: RunContext) -> Any:
+    async def run(self, ctx: StepContext) -> Any:
         key = self._key(ctx)
         if not isinstance(key, str):
             if isinstance(key, bool) or not isinstance(key, int | float):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
@@ -14,10 +14,7 @@ from daemon.core.text import type_name
 from daemon.expr.parser import is_template
 from daemon.expr.values import truthy
 from steps._values import seconds, to_text
-from steps.base import Evaluator, Step, StepCompiler, StepSpec
-
-if TYPE_CHECKING:
-    from daemon.engine.context import RunContext
+from steps.base import Evaluator, Step, StepCompiler, StepContext, StepSpec
 
 _log = structlog.get_logger("cronstack.task")
 
@@ -41,7 +38,7 @@ class Conditional(Step):
         self._false = c.steps(spec.false_steps, "false_steps")
         super().__init__(spec, c)
 
-    async def run(self, ctx: RunContext) -> Any:
+    async def run(self, ctx: StepContext) -> Any:
         branch = self._true if truthy(self._cond(ctx)) else self._false
         for step in branch:
             await ctx.run_step(step)
@@ -90,7 +87,7 @@ class Loop(Step):
         self._steps = c.steps(spec.steps, "steps", scoped=scoped)
         super().__init__(spec, c)
 
-    async def run(self, ctx: RunContext) -> Any:
+    async def run(self, ctx: StepContext) -> Any:
         items = self._input(ctx)
         if items is None:
             return None
@@ -104,7 +101,7 @@ class Loop(Step):
             await self._concurrent(ctx, items)
         return None
 
-    async def _sequence(self, ctx: RunContext, work: Iterator[tuple[int, Any]]) -> None:
+    async def _sequence(self, ctx: StepContext, work: Iterator[tuple[int, Any]]) -> None:
         # One child context per worker, its overlay updated in place per item: building a
         # context per item would cost more than a cheap step itself.
         overlay: dict[str, Any] = {}
@@ -119,7 +116,7 @@ class Loop(Step):
             for step in steps:
                 await child.run_step(step)
 
-    async def _concurrent(self, ctx: RunContext, items: Sequence[Any]) -> None:
+    async def _concurrent(self, ctx: StepContext, items: Sequence[Any]) -> None:
         # A fixed pool of workers pulling from one shared iterator: at most `concurrency` tasks
         # exist, however long the list. The TaskGroup cancels the other workers on the first
         # failure.
@@ -162,7 +159,7 @@ class TryCatch(Step):
         self._finally = c.steps(spec.finally_steps, "finally_steps")
         super().__init__(spec, c)
 
-    async def run(self, ctx: RunContext) -> Any:
+    async def run(self, ctx: StepContext) -> Any:
         try:
             for step in self._try:
                 await ctx.run_step(step)
@@ -186,7 +183,7 @@ class TryCatch(Step):
         await self._run_finally(ctx)
         return None
 
-    async def _run_finally(self, ctx: RunContext) -> None:
+    async def _run_finally(self, ctx: StepContext) -> None:
         for step in self._finally:
             await ctx.run_step(step)
 
@@ -213,7 +210,7 @@ class ThrowError(Step):
         self._type = spec.type
         super().__init__(spec, c)
 
-    async def run(self, ctx: RunContext) -> Any:
+    async def run(self, ctx: StepContext) -> Any:
         raise StepError(to_text(self._message(ctx)), type_name=self._type)
 
 
@@ -232,7 +229,7 @@ class Return(Step):
         self._value = c.template(spec.value, "value")
         super().__init__(spec, c)
 
-    async def run(self, ctx: RunContext) -> Any:
+    async def run(self, ctx: StepContext) -> Any:
         raise ReturnSignal(self._value(ctx))
 
 
@@ -259,7 +256,7 @@ class Sleep(Step):
                 c.error("duration", str(exc))
         super().__init__(spec, c)
 
-    async def run(self, ctx: RunContext) -> Any:
+    async def run(self, ctx: StepContext) -> Any:
         delay = self._seconds
         if delay is None:
             assert self._duration is not None  # a literal duration was parsed at load time
@@ -299,7 +296,7 @@ class Log(Step):
         self._message = c.template(spec.message, "message")
         super().__init__(spec, c)
 
-    async def run(self, ctx: RunContext) -> Any:
+    async def run(self, ctx: StepContext) -> Any:
         # The run binds task/run_id through contextvars; the step path says where this came from.
         # Looked up per call, not at load time, so a later structlog.configure() still applies.
         getattr(_log, self._level)("task_log", message=self._message(ctx), step=self.path)

@@ -8,7 +8,6 @@ from typing import Any
 
 from daemon.core.errors import DatabaseError, join_path
 from daemon.core.text import did_you_mean
-from daemon.engine.context import RunContext
 from daemon.resources.db.base import DataSource, TableInfo, coerce_column, decode_rows, sqlite_param
 from steps._sql import (
     FilterSpec,
@@ -31,13 +30,13 @@ from steps._sql import (
 from steps._sql import (
     update_statement as _update_statement,
 )
-from steps.base import Evaluator, Step, StepCompiler, StepSpec
+from steps.base import Evaluator, Step, StepCompiler, StepContext, StepSpec
 
 Row = dict[str, Any]
 Decoder = Callable[[Row], Row]
 
 
-def _one(ctx: RunContext) -> int:
+def _one(ctx: StepContext) -> int:
     return 1
 
 
@@ -178,7 +177,7 @@ def _unknown_column(table: TableInfo, key: str) -> str:
     return f'unknown column "{key}" in table "{table.name}"{did_you_mean(key, table.columns)}'
 
 
-def _record(ctx: RunContext, evaluator: Evaluator, what: str) -> dict[str, Any]:
+def _record(ctx: StepContext, evaluator: Evaluator, what: str) -> dict[str, Any]:
     value = evaluator(ctx)
     if not isinstance(value, dict):
         raise DatabaseError(f"{what} must be an object, got {type(value).__name__}")
@@ -240,7 +239,7 @@ class QueryAllRecords(_TableStep):
         )
         return _QueryPlan(statement, row_decoder(table))
 
-    async def run(self, ctx: RunContext) -> list[Row]:
+    async def run(self, ctx: StepContext) -> list[Row]:
         db = ctx.db(self.data_source)
         plan: _QueryPlan = self._plan or self.plan(db)
         sql, params = plan.statement.bind([ev(ctx) for ev in self._evaluators])
@@ -275,7 +274,7 @@ class GetRecord(_TableStep):
         statement = select_statement(ds.dialect, table, where, limit=limit, report=report)
         return _QueryPlan(statement, row_decoder(table))
 
-    async def run(self, ctx: RunContext) -> Row | None:
+    async def run(self, ctx: StepContext) -> Row | None:
         db = ctx.db(self.data_source)
         plan: _QueryPlan = self._plan or self.plan(db)
         sql, params = plan.statement.bind([ev(ctx) for ev in self._evaluators])
@@ -315,7 +314,7 @@ class AddRecord(_TableStep):
             statement = _insert_statement(ds.dialect, table, self._data.keys)
         return _WritePlan(table, statement)
 
-    async def run(self, ctx: RunContext) -> Row | None:
+    async def run(self, ctx: StepContext) -> Row | None:
         db = ctx.db(self.data_source)
         plan: _WritePlan = self._plan or self.plan(db)
         if self._data.dynamic is None:
@@ -358,7 +357,7 @@ class BulkAddRecords(_TableStep):
     def build(self, ds: DataSource, table: TableInfo, report: Report) -> TableInfo:
         return table
 
-    async def run(self, ctx: RunContext) -> int:
+    async def run(self, ctx: StepContext) -> int:
         db = ctx.db(self.data_source)
         table: TableInfo = self._plan or self.plan(db)
         items = self._items(ctx)
@@ -441,7 +440,7 @@ class EditRecord(_TableStep):
             statement = _update_statement(ds.dialect, table, where, self._data.keys, report=report)
         return _WritePlan(table, statement)
 
-    async def run(self, ctx: RunContext) -> Row | list[Row] | None:
+    async def run(self, ctx: StepContext) -> Row | list[Row] | None:
         db = ctx.db(self.data_source)
         plan: _WritePlan = self._plan or self.plan(db)
         if self._record_id is not None:
@@ -497,7 +496,7 @@ class DeleteRecord(_TableStep):
         where = _where(table, self._record_id, self._filter)
         return _delete_statement(ds.dialect, table, where, report=report)
 
-    async def run(self, ctx: RunContext) -> int:
+    async def run(self, ctx: StepContext) -> int:
         db = ctx.db(self.data_source)
         statement: Statement = self._plan or self.plan(db)
         sql, params = statement.bind([ev(ctx) for ev in self._evaluators])
@@ -536,7 +535,7 @@ class DirectDatabaseQuery(Step):
         elif spec.params is not None:
             c.error("params", "params must be a list of values or a template yielding one")
 
-    async def run(self, ctx: RunContext) -> list[Row]:
+    async def run(self, ctx: StepContext) -> list[Row]:
         db = ctx.db(self.data_source)
         if self._params_list is not None:
             params = self._params_list(ctx)

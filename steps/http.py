@@ -15,17 +15,16 @@ import structlog
 from yarl import URL
 
 from daemon.core.errors import ExpressionError, HttpError, RunError, StepError, StepTimeoutError
+from daemon.core.netpolicy import BlockedAddressError
 from daemon.core.secrets import SECRETS, is_secret_header
 from daemon.core.text import type_name
 from daemon.expr.parser import is_template, template_parts
 from daemon.expr.values import render
 from daemon.resources.http.client import HttpConnectionError, HttpResponse, safe_url
-from daemon.resources.http.guard import BlockedAddressError
 from steps._values import seconds
-from steps.base import Evaluator, Step, StepCompiler, StepSpec
+from steps.base import Evaluator, Step, StepCompiler, StepContext, StepSpec
 
 if TYPE_CHECKING:
-    from daemon.engine.context import RunContext
     from daemon.resources.http.client import HttpClient
 
 log = structlog.get_logger("cronstack.http")
@@ -327,7 +326,7 @@ class ExternalApiRequest(Step):
             )
         self._on = on
 
-    async def run(self, ctx: RunContext) -> Any:
+    async def run(self, ctx: StepContext) -> Any:
         url = self._url(ctx)
         if isinstance(url, str):
             if not url:

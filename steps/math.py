@@ -13,14 +13,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from daemon.core.errors import StepError
 from daemon.core.text import type_name
-from steps.base import Evaluator, Step, StepCompiler, StepSpec
-
-if TYPE_CHECKING:
-    from daemon.engine.context import RunContext
+from steps.base import Evaluator, Step, StepCompiler, StepContext, StepSpec
 
 Number = int | float
 
@@ -225,7 +222,7 @@ class MathStep(Step):
             )
         super().__init__(spec, c)
 
-    async def run(self, ctx: RunContext) -> Any:
+    async def run(self, ctx: StepContext) -> Any:
         op = self._op
         fn = self._fn
         assert fn is not None and self._a is not None  # compile errors stop the stack loading

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from steps.base import Step, StepCompiler, StepSpec
-
-if TYPE_CHECKING:
-    from daemon.engine.context import RunContext
+from steps.base import Step, StepCompiler, StepContext, StepSpec
 
 
 class CreateVariable(Step):
@@ -32,7 +29,7 @@ class CreateVariable(Step):
         self._name = spec.name
         super().__init__(spec, c)
 
-    async def run(self, ctx: RunContext) -> Any:
+    async def run(self, ctx: StepContext) -> Any:
         value = self._value(ctx)
         ctx.set_var(self._name, value)
         return value

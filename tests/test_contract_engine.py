@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from daemon.core.netpolicy import BlockedAddressError, NetworkPolicy
 from daemon.core.secrets import is_secret_header
-from daemon.resources.http.guard import BlockedAddressError, NetworkPolicy
 from tests.conftest import CliRun
 
 

@@ -24,6 +24,7 @@ from daemon.config.tasks import (
 )
 from daemon.core.errors import ConfigError, Issue, join_path
 from daemon.core.listen import ListenAddress
+from daemon.core.netpolicy import NetworkPolicy
 
 CONFIG_ENV = "CRONSTACK_CONFIG"
 DEFAULT_CONFIG = "config.toml"
@@ -255,10 +256,6 @@ def _validate_spec(spec: ConfigSpec, file: str, base_dir: Path, issues: list[Iss
         # The value itself is not echoed: a proxy URL may carry a password.
         issues.append(Issue(file, "http.proxy", "expected an http:// or https:// URL with a host"))
     if spec.http.allow_hosts:
-        from daemon.resources.http.guard import (
-            NetworkPolicy,  # aiohttp: only when there is something to check
-        )
-
         for i, entry in enumerate(spec.http.allow_hosts):
             try:
                 NetworkPolicy.build(True, [entry])

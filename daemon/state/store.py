@@ -12,12 +12,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import orjson
 import structlog
 
-from daemon.core.durations import parse_duration
 from daemon.core.errors import DatabaseError
 from daemon.core.runs import BUSY, EARLY, LOST, SKIPPED, WON, Claim, LogRecorder, Outcome
 from daemon.core.secrets import mask_value
@@ -29,9 +28,6 @@ from daemon.resources.db.base import (
     decode_json_text,
 )
 from daemon.state.migrations import LATEST, PG_MIGRATION_LOCK, Dialect, migrations
-
-if TYPE_CHECKING:
-    from daemon.config.settings import Config
 
 log = structlog.get_logger("cronstack.store")
 
@@ -1011,42 +1007,6 @@ def open_state_datasource(url: str, *, base_dir: Path, name: str = "state") -> D
     return create_datasource(name, url, base_dir=base_dir, min_size=1, max_size=3)
 
 
-def policies_from_config(config: Config) -> dict[str, TaskPolicy]:
-    """Each configured task's history settings: its own, else the `[daemon]` defaults."""
-    daemon = config.spec.daemon
-    retention = parse_duration(daemon.history_retention)
-    policies = {}
-    for loaded in config.tasks:
-        spec = loaded.spec
-        policies[loaded.name] = TaskPolicy(
-            request_history=spec.request_history,
-            retention=(
-                parse_duration(spec.history_retention)
-                if spec.history_retention is not None
-                else retention
-            ),
-            max_runs=spec.history_max_runs or daemon.history_max_runs,
-        )
-    return policies
-
-
-def store_from_config(config: Config) -> StateStore | None:
-    """The (unopened) state store of a configuration, or None without a state data source."""
-    name = config.state_source
-    if name is None or name not in config.spec.datasources:
-        return None
-    daemon = config.spec.daemon
-    store = StateStore(
-        open_state_datasource(config.spec.datasources[name].url, base_dir=config.base_dir),
-        instance=daemon.instance,
-        lease_timeout=parse_duration(daemon.lease_timeout),
-        retention=parse_duration(daemon.history_retention),
-        max_runs=daemon.history_max_runs,
-    )
-    store.configure(policies_from_config(config))
-    return store
-
-
 __all__ = [
     "BUSY",
     "EARLY",
@@ -1058,6 +1018,4 @@ __all__ = [
     "TaskPolicy",
     "default_instance",
     "open_state_datasource",
-    "policies_from_config",
-    "store_from_config",
 ]

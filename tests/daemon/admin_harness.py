@@ -12,10 +12,10 @@ from typing import Any
 
 import aiohttp
 
-from daemon.bootstrap import Loaded, close_resources, load
+from daemon.bootstrap import Loaded, close_resources, load, store_from_config
 from daemon.ops.metrics import Metrics, ObservingRecorder
 from daemon.scheduling.scheduler import Scheduler
-from daemon.state.store import StateStore, store_from_config
+from daemon.state.store import StateStore
 from daemon.testing import FakeClock
 from daemon.web.server import AdminContext, AdminServer
 

@@ -11,9 +11,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from daemon.core.netpolicy import NetworkPolicy, parse_ip_literal, why_blocked
 from daemon.resources.bundle import Resources
 from daemon.resources.http.client import HttpClient
-from daemon.resources.http.guard import NetworkPolicy, parse_ip_literal, why_blocked
 from tests.steps.helpers import run, step
 
 

@@ -15,8 +15,9 @@ import orjson
 from yarl import URL
 
 from daemon.core.errors import HttpError, StepTimeoutError
+from daemon.core.netpolicy import NetworkPolicy
 from daemon.core.secrets import SECRETS
-from daemon.resources.http.guard import GuardedResolver, NetworkPolicy, blocked_cause
+from daemon.resources.http.guard import GuardedResolver, blocked_cause
 
 _READ_CHUNK = 64 * 1024
 MAX_REDIRECTS = 10
