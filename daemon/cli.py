@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import sys
 from datetime import UTC, datetime
@@ -146,8 +147,8 @@ def _report_invalid(args: argparse.Namespace, issues: list[Issue]) -> int:
 
 async def _trigger(args: argparse.Namespace) -> int:
     from daemon.bootstrap import close_resources, load
-    from daemon.core.runs import Claim, new_run_id
     from daemon.engine.runner import run_task
+    from daemon.scheduling.scheduler import Scheduler
 
     try:
         loaded = await load(_config_arg(args))
@@ -163,20 +164,35 @@ async def _trigger(args: argparse.Namespace) -> int:
             print(f'error: unknown task "{args.task}" (tasks: {names})', file=sys.stderr)
             return EXIT_INVALID
         store = await _open_store(loaded.config, required=False)
-        run_id = new_run_id()
-        if store is not None:
-            try:
-                await store.claim_many([Claim(run_id, task.name, run_id, _now_ms(), "manual", 1)])
-            except Exception as exc:  # history is secondary to the run someone asked for
-                print(f"warning: the run is not recorded: {exc}", file=sys.stderr)
-                await store.close(timeout=0)
-                store = None
-        result: RunResult | None = None
+        # Through the scheduler's own fire path (claim, run, record), with no retry: `trigger`
+        # runs once (docs/contract.md "Runs"); the result is kept for printing.
+        results: dict[str, RunResult] = {}
+
+        async def run_and_keep(*a: Any, **kw: Any) -> RunResult:
+            result = await run_task(*a, **kw)
+            results[result.run_id] = result
+            return result
+
+        scheduler = Scheduler(
+            [dataclasses.replace(task, retry=None)],
+            loaded.resources,
+            run=run_and_keep,
+            claims=store,
+            recorder=store,
+        )
         try:
-            result = await run_task(task, loaded.resources, trigger="manual", run_id=run_id)
+            run_id = await scheduler.run_now(task.name)
         finally:
             if store is not None:
-                await _record_manual(store, result)
+                await store.close()
+        result = results.get(run_id)
+        if result is None:
+            print(
+                "error: the run did not start: the state store could not claim it"
+                " (see the log above)",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
         steps = [r.as_dict() for r in result.trace]
         if args.json:
             # Masked as a whole: the last line of defence for anything the run saw.
@@ -206,19 +222,6 @@ async def _trigger(args: argparse.Namespace) -> int:
         return EXIT_OK if result.status == "succeeded" else EXIT_FAILED
     finally:
         await close_resources(loaded.resources)
-
-
-async def _record_manual(store: StateStore, result: RunResult | None) -> None:
-    from daemon.core.runs import Outcome
-
-    try:
-        if result is not None:
-            store.enqueue(Outcome.from_result(result))
-            await store.flush()
-    except Exception as exc:
-        print(f"warning: the run's final state was not recorded: {exc}", file=sys.stderr)
-    finally:
-        await store.close(timeout=0)
 
 
 # --- state store: history, pause, resume -------------------------------------------------------
@@ -272,6 +275,8 @@ def _rfc3339(ms: int | None, tz: ZoneInfo) -> str | None:
 
 
 async def _history(args: argparse.Namespace) -> int:
+    from daemon.state.queries import run_json
+
     config = _read_config(args)
     if config is None:
         return EXIT_INVALID
@@ -289,7 +294,7 @@ async def _history(args: argparse.Namespace) -> int:
                 f"warning: could not mark expired runs interrupted: {mask(str(exc))}",
                 file=sys.stderr,
             )
-        rows = await store.history(args.task, max(1, args.limit))
+        rows = await store.queries.runs(args.task, limit=max(1, args.limit))
     finally:
         await store.close(timeout=0)
     zones = {t.name: t.spec.timezone_name(config.spec.daemon.timezone) for t in config.tasks}
@@ -299,23 +304,7 @@ async def _history(args: argparse.Namespace) -> int:
             tz = ZoneInfo(zones.get(row["task"], config.spec.daemon.timezone))
         except (KeyError, ValueError):
             tz = ZoneInfo("UTC")
-        runs.append(
-            {
-                "run_id": row["run_id"],
-                "task": row["task"],
-                "status": row["status"],
-                "trigger": row["trigger"],
-                "attempt": row["attempt"],
-                "scheduled_at": _rfc3339(row["scheduled_at"], tz),
-                "started_at": _rfc3339(row["started_at"], tz),
-                "finished_at": _rfc3339(row["finished_at"], tz),
-                "error": row["error"],
-                "reason": row["reason"],
-                "duration_ms": row["duration_ms"],
-                "slot_id": row["slot_id"],
-                "instance": row["instance"],
-            }
-        )
+        runs.append(run_json(row, tz))
     if args.json:
         _print_json(runs)
         return EXIT_OK

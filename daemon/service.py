@@ -140,8 +140,8 @@ class Service:
         last_slots: dict[str, int] = {}
         if store is not None:
             # Fire on the state store's clock: every replica agrees on when a slot is due.
-            store.local_time = clock.local_time
-            store.on_clock_offset = clock.set_correction
+            store.clock.local_time = clock.local_time
+            store.clock.on_offset = clock.set_correction
             try:
                 await store.open(exclusive=True)
                 paused = await store.paused_tasks()

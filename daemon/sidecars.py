@@ -13,7 +13,7 @@ from daemon.core.durations import parse_duration
 from daemon.ops.deadman import HEARTBEAT_INTERVAL, DeadMansSwitch, Heartbeat
 from daemon.ops.logship import LogShipper
 from daemon.ops.metrics import Metrics, ObservingRecorder
-from daemon.web.server import AdminContext, AdminServer, RunQueries
+from daemon.web.server import AdminContext, AdminServer
 
 if TYPE_CHECKING:
     from daemon.config.settings import ConfigSpec
@@ -85,7 +85,7 @@ class Operations:
         last_success: dict[str, int] = {}
         if store is not None and any(t.expect_success_within for t in scheduler.tasks()):
             try:
-                last_success = await RunQueries(store).last_success()
+                last_success = await store.queries.last_success()
             except Exception as exc:
                 log.warning("deadman_history_unavailable", error=str(exc))
         self.deadman = DeadMansSwitch(

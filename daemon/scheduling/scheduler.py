@@ -21,6 +21,7 @@ from daemon.core.runs import (
     BUSY,
     CANCELLED,
     EARLY,
+    MANUAL,
     MISSED,
     SKIPPED,
     SUCCEEDED,
@@ -838,8 +839,25 @@ class Scheduler:
             raise RuntimeError("the scheduler is stopping")
         run_id = new_run_id()
         # A manual run's slot is its own (run_id): it never competes with a scheduled slot.
-        self._manual.append(_Run(state, "manual", _ms(self.clock.now()), run_id, run_id))
+        self._manual.append(_Run(state, MANUAL, _ms(self.clock.now()), run_id, run_id))
         self._wake.set()
+        return run_id
+
+    async def run_now(self, name: str) -> str:
+        """Run a task once now, as `trigger` does, and wait until it has ended and is recorded:
+        the CLI's `trigger`, which has no serve loop. Returns the first attempt's run_id.
+
+        The same fire path as every other run (claim, run, record), so a manual run from the
+        CLI and one from the admin API leave the same history row."""
+        state = self._states.get(name)
+        if state is None:
+            raise TaskLookupError(name)
+        run_id = new_run_id()
+        run = _Run(state, MANUAL, _ms(self.clock.now()), run_id, run_id)
+        self._start(state, run)
+        assert run.handle is not None
+        await asyncio.wait([run.handle])
+        await self.drain(None)  # outcomes recorded in tasks of their own
         return run_id
 
     async def update(self, tasks: Iterable[CompiledTask], resources: Resources) -> ReloadPlan:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import time
 
-Dialect = Literal["postgresql", "sqlite"]
+from daemon.resources.db.base import DataSource, PostgresDataSource, SqliteDataSource
+from daemon.state.sql import DialectName as Dialect
 
 # Any 64-bit constant works; it only has to be the same in every cronstack process.
 PG_MIGRATION_LOCK = 0x63726F6E73746B  # "cronstk"
@@ -73,4 +74,55 @@ def migrations(dialect: Dialect) -> list[tuple[int, list[str]]]:
 
 LATEST = 1
 
-__all__ = ["LATEST", "PG_MIGRATION_LOCK", "migrations"]
+_VERSION_TABLE = (
+    "CREATE TABLE IF NOT EXISTS cronstack_schema_version"
+    " (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)"
+)
+_CURRENT = "SELECT COALESCE(max(version), 0) FROM cronstack_schema_version"
+
+
+async def migrate(ds: DataSource) -> int:
+    """Bring the tables to the latest version; safe when several processes start at once."""
+    if isinstance(ds, PostgresDataSource):
+        async with ds.pool.acquire() as conn, conn.transaction():
+            # Serializes concurrent starters; CREATE ... IF NOT EXISTS alone races on the
+            # catalog's unique indexes.
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", PG_MIGRATION_LOCK)
+            await conn.execute(_VERSION_TABLE)
+            current = await conn.fetchval(_CURRENT)
+            for version, statements in migrations("postgresql"):
+                if version <= current:
+                    continue
+                for statement in statements:
+                    await conn.execute(statement)
+                await conn.execute(
+                    "INSERT INTO cronstack_schema_version VALUES ($1, $2)",
+                    version,
+                    int(time.time() * 1000),
+                )
+            return LATEST
+    # SQLite: BEGIN IMMEDIATE takes the write lock, so concurrent CLI calls take turns.
+    assert isinstance(ds, SqliteDataSource)
+    conn = ds.conn
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        await conn.execute(_VERSION_TABLE)
+        (row,) = await conn.execute_fetchall(_CURRENT)
+        current = row[0]
+        for version, statements in migrations("sqlite"):
+            if version <= current:
+                continue
+            for statement in statements:
+                await conn.execute(statement)
+            await conn.execute(
+                "INSERT INTO cronstack_schema_version VALUES (?, ?)",
+                (version, int(time.time() * 1000)),
+            )
+    except BaseException:
+        await conn.execute("ROLLBACK")
+        raise
+    await conn.execute("COMMIT")
+    return LATEST
+
+
+__all__ = ["LATEST", "PG_MIGRATION_LOCK", "migrate", "migrations"]

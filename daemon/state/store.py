@@ -4,41 +4,40 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
-import re
 import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 import structlog
 
 from daemon.core.errors import DatabaseError
-from daemon.core.runs import BUSY, EARLY, LOST, SKIPPED, WON, Claim, LogRecorder, Outcome
-from daemon.core.secrets import mask_value
-from daemon.resources.db.base import (
-    DataSource,
-    PostgresDataSource,
-    SqliteDataSource,
-    create_datasource,
-    decode_json_text,
+from daemon.core.runs import (
+    BUSY,
+    EARLY,
+    LOST,
+    SKIPPED,
+    WON,
+    Claim,
+    LogRecorder,
+    Outcome,
 )
-from daemon.state.migrations import LATEST, PG_MIGRATION_LOCK, Dialect, migrations
+from daemon.core.secrets import mask_value
+from daemon.resources.db.base import DataSource, SqliteDataSource, create_datasource
+from daemon.state.dbclock import DatabaseClock
+from daemon.state.lock import FileLock, StoreLockedError
+from daemon.state.migrations import migrate
+from daemon.state.queries import RunQueries
+from daemon.state.sql import Dialect, dialect_named, statements
 
 log = structlog.get_logger("cronstack.store")
 
-RUNNING = "running"
-INTERRUPTED = "interrupted"
-
 # Step output kept in a trace entry; the rest is cut (history is for looking, not for data).
 TRACE_OUTPUT_BYTES = 2048
-# Rows per claim / write statement; PostgreSQL takes arrays, SQLite bound variables (32766).
-PG_CHUNK = 1000
-SQLITE_CHUNK = 400
 # Rows deleted per retention statement, so pruning never holds long locks.
 PRUNE_BATCH = 500
 PRUNE_INTERVAL = 60.0
@@ -46,45 +45,9 @@ PRUNE_INTERVAL = 60.0
 FLUSH_ROWS = 500
 FLUSH_INTERVAL = 0.2
 MAX_RETRY_DELAY = 2.0
-# Database clock: round trips per measurement (the fastest one is used), the weight of a new
-# measurement against the running value, and the change taken at once (a clock was stepped).
-CLOCK_SAMPLES = 3
-CLOCK_SMOOTHING = 0.3
-CLOCK_STEP = 1.0
-# An offset this large (s) is logged as a warning: the host's clock needs NTP.
-CLOCK_WARN = 2.0
 # The claim refuses (EARLY) a scheduled slot further ahead of the database clock than this (ms):
 # the backstop for a process whose clock is not (yet) corrected.
 EARLY_TOLERANCE_MS = 1000
-
-RUN_COLUMNS = (
-    "run_id",
-    "task",
-    "slot_id",
-    "scheduled_at",
-    "trigger",
-    "attempt",
-    "instance",
-    "status",
-    "started_at",
-    "finished_at",
-    "duration_ms",
-    "error",
-    "trace",
-    "reason",
-)
-
-
-class StoreLockedError(RuntimeError):
-    """Another process holds the SQLite state store (SQLite state means one daemon)."""
-
-    def __init__(self, path: str, holder: str) -> None:
-        self.path = path
-        super().__init__(
-            f"state store {path} is in use by another cronstack process ({holder}); "
-            "a SQLite state store serves one daemon — stop the other one, or use a PostgreSQL "
-            "state data source to run several replicas"
-        )
 
 
 @dataclass(slots=True)
@@ -130,6 +93,12 @@ def trace_summary(outcome: Outcome) -> list[dict[str, Any]] | None:
     return entries
 
 
+def _claim_row(c: Claim, token: str) -> tuple[Any, ...]:
+    """A claim as the `claim` statement binds it."""
+    return (c.run_id, c.task, c.slot_id, c.scheduled_at, c.trigger, c.attempt, c.skip_overlap,
+            token)  # fmt: skip
+
+
 def default_instance() -> str:
     """`host:pid`: unique per process on one host, readable in history."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -144,6 +113,10 @@ class StateStore:
     A `running` row holds a lease (database clock) renewed every `lease_timeout / 3`; the final
     update is fenced on owner, token and an unexpired lease; expired leases of any process are
     marked `interrupted` by whichever process notices first.
+
+    Its state belongs together (the claims in flight, the owned leases and the queue of final
+    writes all describe the same rows), so it stays one class; the statements live in
+    `state/sql.py`, the reads in `state/queries.py`, the clock in `state/dbclock.py`.
     """
 
     def __init__(
@@ -157,7 +130,10 @@ class StateStore:
         flush_interval: float = FLUSH_INTERVAL,
     ) -> None:
         self.ds = ds
-        self.dialect: Dialect = ds.dialect
+        self.dialect: Dialect = dialect_named(ds.dialect)
+        self.q = statements(self.dialect)
+        self.queries = RunQueries(ds, self.dialect, self.q)
+        self.clock = DatabaseClock(ds, self.q["clock"])
         self.instance = instance or default_instance()
         # The lease owner is unique per process even when replicas share an `instance` name.
         self.owner = f"{self.instance}#{os.urandom(4).hex()}"
@@ -175,32 +151,13 @@ class StateStore:
         self._claims: list[tuple[Claim, asyncio.Future[str]]] = []
         self._claim_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
-        self._lock_file: IO[str] | None = None
+        self._lock: FileLock | None = None
         self._closed = False
-        self.now_sql = (
-            "(extract(epoch from now()) * 1000)::bigint"
-            if self.dialect == "postgresql"
-            else "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
-        )
-        # The process clock the scheduler fires on (`SystemClock.local_time`), the database
-        # clock minus it (s, smoothed), and who applies changes of it (the scheduler's clock).
-        self.local_time: Callable[[], float] = time.time
-        self.clock_offset = 0.0
-        self.on_clock_offset: Callable[[float], None] | None = None
-        self._clock_logged: float | None = None
         self.writes = 0  # statements that wrote, for benchmarks
         self.claiming = 0  # claims waiting for the database (tests on a fake clock wait for 0)
 
-    # --- SQL helpers ----------------------------------------------------------------------------
-
-    def _sql(self, text: str) -> str:
-        text = text.replace("{NOW}", self.now_sql)
-        if self.dialect == "sqlite":
-            # SQLite takes numbered `?NNN` parameters: same numbering, other sigil.
-            text = re.sub(r"\$(\d+)", r"?\1", text)
-        return text
-
-    def _json_in(self, value: Any) -> Any:
+    @staticmethod
+    def _json_in(value: Any) -> Any:
         return None if value is None else orjson.dumps(value, default=str).decode()
 
     # --- open / close ---------------------------------------------------------------------------
@@ -209,30 +166,28 @@ class StateStore:
         """Open the data source and migrate. `exclusive`: this is the daemon (`run`); on SQLite
         take the single-process lock, and mark rows left `running` by a previous process."""
         if exclusive and isinstance(self.ds, SqliteDataSource) and self.ds.path != ":memory:":
-            self._take_file_lock(self.ds.path)
+            self._lock = FileLock(self.ds.path)
+            self._lock.acquire()
         try:
             await self._open_ds()
-            await self.migrate()
+            await migrate(self.ds)
             if exclusive:
                 now = int(time.time() * 1000)
                 await self.ds.execute(
-                    self._sql(
-                        "INSERT INTO cronstack_instances (instance, host, pid, started_at,"
-                        " heartbeat_at) VALUES ($1, $2, $3, $4, $4) ON CONFLICT (instance) DO"
-                        " UPDATE SET host = excluded.host, pid = excluded.pid,"
-                        " started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at"
-                    ),
+                    self.q["register_instance"],
                     [self.instance, socket.gethostname(), os.getpid(), now],
                 )
                 # Before the scheduler arms: its first deadlines are already on the
                 # database's clock.
-                await self.sync_clock()
-                if self.dialect == "sqlite":
+                await self.clock.sync()
+                if not self.dialect.shared_clock:
                     # We hold the only lock: whatever is still `running` lost its process.
-                    await self._interrupt("running", "the daemon stopped while it ran")
+                    await self._interrupt(
+                        "interrupt_all_running", "the daemon stopped while it ran"
+                    )
         except BaseException:
             await self.ds.close()
-            self._release_file_lock()
+            self._release_lock()
             raise
 
     async def _open_ds(self) -> None:
@@ -243,88 +198,14 @@ class StateStore:
             except DatabaseError as exc:
                 # Switching a new SQLite file to WAL needs it alone for a moment: a CLI command
                 # and the daemon starting together take turns instead of failing.
-                if self.dialect != "sqlite" or "locked" not in str(exc) or attempt == 19:
+                if self.dialect.shared_clock or "locked" not in str(exc) or attempt == 19:
                     raise
                 await asyncio.sleep(0.05)
 
-    def _take_file_lock(self, db_path: str) -> None:
-        lock_path = f"{db_path}.lock"
-        Path(lock_path).parent.mkdir(parents=True, exist_ok=True)
-        handle = open(lock_path, "a+", encoding="utf-8")  # held until close
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown process"
-            handle.close()
-            raise StoreLockedError(db_path, holder) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-        handle.flush()
-        self._lock_file = handle
-
-    def _release_file_lock(self) -> None:
-        handle, self._lock_file = self._lock_file, None
-        if handle is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(handle, fcntl.LOCK_UN)
-            handle.close()
-
-    async def migrate(self) -> int:
-        """Bring the tables to the latest version; safe when several processes start at once."""
-        if isinstance(self.ds, PostgresDataSource):
-            async with self.ds.pool.acquire() as conn, conn.transaction():
-                # Serializes concurrent starters; CREATE ... IF NOT EXISTS alone races on
-                # the catalog's unique indexes.
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", PG_MIGRATION_LOCK)
-                await conn.execute(
-                    "CREATE TABLE IF NOT EXISTS cronstack_schema_version"
-                    " (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)"
-                )
-                current = await conn.fetchval(
-                    "SELECT COALESCE(max(version), 0) FROM cronstack_schema_version"
-                )
-                for version, statements in migrations("postgresql"):
-                    if version <= current:
-                        continue
-                    for statement in statements:
-                        await conn.execute(statement)
-                    await conn.execute(
-                        "INSERT INTO cronstack_schema_version VALUES ($1, $2)",
-                        version,
-                        int(time.time() * 1000),
-                    )
-                return LATEST
-        # SQLite: BEGIN IMMEDIATE takes the write lock, so concurrent CLI calls take turns.
-        assert isinstance(self.ds, SqliteDataSource)
-        conn = self.ds.conn
-        await conn.execute("BEGIN IMMEDIATE")
-        try:
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS cronstack_schema_version"
-                " (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)"
-            )
-            rows = list(
-                await conn.execute_fetchall(
-                    "SELECT COALESCE(max(version), 0) FROM cronstack_schema_version"
-                )
-            )
-            current = rows[0][0]
-            for version, statements in migrations("sqlite"):
-                if version <= current:
-                    continue
-                for statement in statements:
-                    await conn.execute(statement)
-                await conn.execute(
-                    "INSERT INTO cronstack_schema_version VALUES (?, ?)",
-                    (version, int(time.time() * 1000)),
-                )
-        except BaseException:
-            await conn.execute("ROLLBACK")
-            raise
-        await conn.execute("COMMIT")
-        return LATEST
+    def _release_lock(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
 
     def start(self) -> None:
         """Start the background work: write-behind flusher, lease heartbeat, retention."""
@@ -364,7 +245,7 @@ class StateStore:
         await asyncio.gather(*self._background, return_exceptions=True)
         with contextlib.suppress(Exception):
             await self.ds.close()
-        self._release_file_lock()
+        self._release_lock()
 
     # --- configuration --------------------------------------------------------------------------
 
@@ -406,7 +287,7 @@ class StateStore:
         await asyncio.sleep(0)
         batch, self._claims = self._claims, []
         self._claim_task = None
-        chunk = PG_CHUNK if self.dialect == "postgresql" else SQLITE_CHUNK
+        chunk = self.dialect.batch_rows
         for i in range(0, len(batch), chunk):
             part = batch[i : i + chunk]
             try:
@@ -434,91 +315,23 @@ class StateStore:
         pool = os.urandom(8 * len(claims)).hex()
         tokens = {c.run_id: pool[16 * i : 16 * i + 16] for i, c in enumerate(claims)}
         started = int(time.time() * 1000)
+        rows = await self.ds.fetch(
+            self.q["claim"],
+            [
+                self.instance,
+                self.owner,
+                self.lease_ms,
+                started,
+                EARLY_TOLERANCE_MS,
+                *self.dialect.batch([_claim_row(c, tokens[c.run_id]) for c in claims]),
+            ],
+        )
         # The database clock as the statement saw it (ms; now() is fixed per transaction, so
-        # it is the one the WHERE compared with); None on SQLite, which has no EARLY.
+        # it is the one the WHERE compared with); only a shared clock can make a claim EARLY.
         db_now: int | None = None
-        if self.dialect == "postgresql":
-            rows = await self.ds.fetch(
-                self._sql(
-                    """
-                    WITH ins AS (
-                        INSERT INTO cronstack_runs (run_id, task, slot_id, scheduled_at,
-                            trigger, attempt, instance, status, started_at, lease_owner,
-                            lease_token, lease_expires_at)
-                        SELECT v.run_id, v.task, v.slot_id, v.scheduled_at, v.trigger,
-                            v.attempt, $9, 'running', $12, $10, v.token, {NOW} + $11
-                        FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[],
-                                    $5::text[], $6::int[], $7::bool[], $8::text[])
-                            AS v(run_id, task, slot_id, scheduled_at, trigger, attempt, skip,
-                                 token)
-                        WHERE (v.trigger = 'manual' OR v.scheduled_at <= {NOW} + $13)
-                        AND NOT (v.skip AND EXISTS (
-                            SELECT 1 FROM cronstack_runs r WHERE r.task = v.task
-                            AND r.status = 'running' AND r.lease_expires_at > {NOW}
-                            AND r.lease_owner <> $10 AND r.scheduled_at < v.scheduled_at))
-                        ON CONFLICT DO NOTHING
-                        RETURNING run_id
-                    )
-                    SELECT run_id, NULL::bigint AS db_now FROM ins
-                    UNION ALL SELECT NULL, {NOW}
-                    """
-                ),
-                [
-                    [c.run_id for c in claims],
-                    [c.task for c in claims],
-                    [c.slot_id for c in claims],
-                    [c.scheduled_at for c in claims],
-                    [c.trigger for c in claims],
-                    [c.attempt for c in claims],
-                    [c.skip_overlap for c in claims],
-                    [tokens[c.run_id] for c in claims],
-                    self.instance,
-                    self.owner,
-                    self.lease_ms,
-                    started,
-                    EARLY_TOLERANCE_MS,
-                ],
-            )
+        if self.dialect.shared_clock:
             db_now = next(int(r["db_now"]) for r in rows if r["db_now"] is not None)
             rows = [r for r in rows if r["run_id"] is not None]
-        else:
-            values = []
-            params: list[Any] = [self.instance, self.owner, self.lease_ms, started]
-            for c in claims:
-                n = len(params)
-                values.append(
-                    f"(?{n + 1}, ?{n + 2}, ?{n + 3}, ?{n + 4}, ?{n + 5}, ?{n + 6}, ?{n + 7},"
-                    f" ?{n + 8})"
-                )
-                params += [
-                    c.run_id,
-                    c.task,
-                    c.slot_id,
-                    c.scheduled_at,
-                    c.trigger,
-                    c.attempt,
-                    int(c.skip_overlap),
-                    tokens[c.run_id],
-                ]
-            rows = await self.ds.fetch(
-                f"""
-                WITH v(run_id, task, slot_id, scheduled_at, trigger, attempt, skip, token)
-                    AS (VALUES {", ".join(values)})
-                INSERT INTO cronstack_runs (run_id, task, slot_id, scheduled_at, trigger,
-                    attempt, instance, status, started_at, lease_owner, lease_token,
-                    lease_expires_at)
-                SELECT v.run_id, v.task, v.slot_id, v.scheduled_at, v.trigger, v.attempt,
-                    ?1, 'running', ?4, ?2, v.token, {self.now_sql} + ?3
-                FROM v
-                WHERE NOT (v.skip AND EXISTS (
-                    SELECT 1 FROM cronstack_runs r WHERE r.task = v.task
-                    AND r.status = 'running' AND r.lease_expires_at > {self.now_sql}
-                    AND r.lease_owner <> ?2 AND r.scheduled_at < v.scheduled_at))
-                ON CONFLICT DO NOTHING
-                RETURNING run_id
-                """,
-                params,
-            )
         self.writes += 1
         won = {r["run_id"] for r in rows}
         results: dict[str, str] = {}
@@ -553,7 +366,7 @@ class StateStore:
                  self.instance, SKIPPED, None, None, None, None, None, reason)
                 for c in busy
             ]  # fmt: skip
-            inserted = await self._insert_rows(rows_in, returning=True)
+            inserted = await self._insert_rows(rows_in)
             for c in busy:
                 results[c.run_id] = BUSY if c.run_id in inserted else LOST
         if len(self._pending.slots):
@@ -676,159 +489,55 @@ class StateStore:
                 self._flushed.set()
 
     async def _update_finals(self, rows: list[tuple[Any, ...]]) -> None:
-        chunk = PG_CHUNK if self.dialect == "postgresql" else SQLITE_CHUNK
+        chunk = self.dialect.batch_rows
         for i in range(0, len(rows), chunk):
             part = rows[i : i + chunk]
-            if self.dialect == "postgresql":
-                cols = list(zip(*part, strict=True))
-                done = await self.ds.fetch(
-                    self._sql(
-                        """
-                        UPDATE cronstack_runs r SET status = v.status,
-                            started_at = COALESCE(v.started_at, r.started_at),
-                            finished_at = v.finished_at,
-                            duration_ms = COALESCE(v.duration_ms,
-                                v.finished_at - COALESCE(v.started_at, r.started_at)),
-                            error = v.error::jsonb, trace = v.trace::jsonb, reason = v.reason,
-                            lease_expires_at = NULL
-                        FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[],
-                                    $5::bigint[], $6::bigint[], $7::text[], $8::text[],
-                                    $9::text[])
-                            AS v(run_id, token, status, started_at, finished_at, duration_ms,
-                                 error, trace, reason)
-                        WHERE r.run_id = v.run_id AND r.lease_token = v.token
-                          AND r.status = 'running' AND r.lease_expires_at > {NOW}
-                        RETURNING r.run_id
-                        """
-                    ),
-                    [list(c) for c in cols],
-                )
-                fenced = {r[0] for r in part} - {d["run_id"] for d in done}
-                for run_id in fenced:
-                    log.warning(
-                        "final_state_fenced",
-                        run_id=run_id,
-                        reason="the lease expired or the run was marked interrupted",
-                    )
-            else:
-                # One process per SQLite store: the token check is enough fencing.
-                await self.ds.executemany(
-                    self._sql(
-                        """
-                        UPDATE cronstack_runs SET status = $3,
-                            started_at = COALESCE($4, started_at), finished_at = $5,
-                            duration_ms = COALESCE($6, $5 - COALESCE($4, started_at)),
-                            error = $7, trace = $8, reason = $9, lease_expires_at = NULL
-                        WHERE run_id = $1 AND lease_token = $2 AND status = 'running'
-                        """
-                    ),
-                    part,
-                )
+            done = await self.ds.fetch(self.q["finish_runs"], self.dialect.batch(part))
             self.writes += 1
+            fenced = {r[0] for r in part} - {d["run_id"] for d in done}
+            for run_id in fenced:
+                log.warning(
+                    "final_state_fenced",
+                    run_id=run_id,
+                    reason="the lease expired or the run was marked interrupted",
+                )
 
-    async def _insert_rows(
-        self, rows: list[tuple[Any, ...]], *, returning: bool = False
-    ) -> set[str]:
+    async def _insert_rows(self, rows: list[tuple[Any, ...]]) -> set[str]:
+        """Insert run rows (RUN_COLUMNS order); returns the run_ids actually inserted."""
         inserted: set[str] = set()
-        chunk = PG_CHUNK if self.dialect == "postgresql" else SQLITE_CHUNK
-        cols = ", ".join(RUN_COLUMNS)
+        chunk = self.dialect.batch_rows
         for i in range(0, len(rows), chunk):
-            part = rows[i : i + chunk]
-            if self.dialect == "postgresql":
-                arrays = [list(c) for c in zip(*part, strict=True)]
-                got = await self.ds.fetch(
-                    f"""
-                    INSERT INTO cronstack_runs ({cols})
-                    SELECT v.run_id, v.task, v.slot_id, v.scheduled_at, v.trigger, v.attempt,
-                        v.instance, v.status, v.started_at, v.finished_at, v.duration_ms,
-                        v.error::jsonb, v.trace::jsonb, v.reason
-                    FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],
-                                $6::int[], $7::text[], $8::text[], $9::bigint[], $10::bigint[],
-                                $11::bigint[], $12::text[], $13::text[], $14::text[])
-                        AS v({cols})
-                    ON CONFLICT DO NOTHING
-                    RETURNING run_id
-                    """,
-                    arrays,
-                )
-                inserted.update(r["run_id"] for r in got)
-            elif returning:
-                marks = ", ".join("?" for _ in RUN_COLUMNS)
-                values = ", ".join(f"({marks})" for _ in part)
-                got = await self.ds.fetch(
-                    f"INSERT INTO cronstack_runs ({cols}) VALUES {values}"
-                    " ON CONFLICT DO NOTHING RETURNING run_id",
-                    [v for row in part for v in row],
-                )
-                inserted.update(r["run_id"] for r in got)
-            else:
-                marks = ", ".join("?" for _ in RUN_COLUMNS)
-                await self.ds.executemany(
-                    f"INSERT INTO cronstack_runs ({cols}) VALUES ({marks}) ON CONFLICT DO NOTHING",
-                    part,
-                )
+            got = await self.ds.fetch(
+                self.q["insert_runs"], self.dialect.batch(rows[i : i + chunk])
+            )
+            inserted.update(r["run_id"] for r in got)
             self.writes += 1
         return inserted
 
     async def _save_slots(self, slots: Mapping[str, int]) -> None:
         # One statement for every task of the batch: a row per task through executemany cost
         # as much as the batch's claims (2,000 tasks: ~40 ms on PostgreSQL).
-        if self.dialect == "postgresql":
-            await self.ds.execute(
-                "INSERT INTO cronstack_task_state (task, last_slot)"
-                " SELECT * FROM unnest($1::text[], $2::bigint[])"
-                " ON CONFLICT (task) DO UPDATE"
-                " SET last_slot = GREATEST(cronstack_task_state.last_slot, excluded.last_slot)",
-                [list(slots), list(slots.values())],
-            )
-        else:
-            # `WHERE true`: SQLite's parser needs it between a SELECT and ON CONFLICT.
-            await self.ds.execute(
-                "INSERT INTO cronstack_task_state (task, last_slot)"
-                " SELECT key, value FROM json_each(?1) WHERE true"
-                " ON CONFLICT (task) DO UPDATE"
-                " SET last_slot = max(COALESCE(cronstack_task_state.last_slot, 0),"
-                " excluded.last_slot)",
-                [orjson.dumps(slots).decode()],
-            )
+        await self.ds.execute(self.q["save_slots"], self.dialect.batch(list(slots.items())))
         self.writes += 1
 
     # --- leases ---------------------------------------------------------------------------------
 
     async def heartbeat(self) -> int:
         """Renew the leases of our running rows (database clock); returns how many."""
-        count = await self.ds.execute(
-            self._sql(
-                "UPDATE cronstack_runs SET lease_expires_at = {NOW} + $2"
-                " WHERE status = 'running' AND lease_owner = $1"
-            ),
-            [self.owner, self.lease_ms],
-        )
-        await self.ds.execute(
-            self._sql("UPDATE cronstack_instances SET heartbeat_at = {NOW} WHERE instance = $1"),
-            [self.instance],
-        )
+        count = await self.ds.execute(self.q["renew_leases"], [self.owner, self.lease_ms])
+        await self.ds.execute(self.q["instance_heartbeat"], [self.instance])
         return count
 
     async def reap(self) -> int:
         """Mark runs whose lease expired (their process died or lost the store) `interrupted`."""
         return await self._interrupt(
-            "running AND lease_expires_at < {NOW}",
+            "interrupt_expired",
             "lease expired: its process stopped renewing it (crashed, killed or cut off)",
         )
 
-    async def _interrupt(self, where: str, reason: str) -> int:
-        where = where.replace("running", "status = 'running'", 1)
+    async def _interrupt(self, statement: str, reason: str) -> int:
         error = self._json_in({"type": "Interrupted", "message": reason, "step": None})
-        cast = "::jsonb" if self.dialect == "postgresql" else ""
-        rows = await self.ds.fetch(
-            self._sql(
-                f"UPDATE cronstack_runs SET status = 'interrupted', finished_at = {{NOW}},"
-                f" duration_ms = {{NOW}} - started_at, reason = $1, error = $2{cast},"
-                f" lease_expires_at = NULL WHERE {where} RETURNING run_id, task, lease_owner"
-            ),
-            [reason, error],
-        )
+        rows = await self.ds.fetch(self.q[statement], [reason, error])
         for row in rows:
             self._owned.pop(row["run_id"], None)
             log.warning(
@@ -851,139 +560,46 @@ class StateStore:
                 log.warning("lease_heartbeat_failed", error=mask_value(str(exc)))
             try:
                 # Host clocks drift and get stepped: keep following the database's.
-                await self.sync_clock()
+                await self.clock.sync()
             except Exception as exc:
                 log.warning("clock_offset_failed", error=mask_value(str(exc)))
-
-    # --- the database clock ---------------------------------------------------------------------
-
-    async def measure_clock_offset(self) -> tuple[float, float]:
-        """(database clock minus `local_time`, round trip), both in seconds, from the fastest of
-        a few round trips: the database read its clock about halfway through it. SQLite shares
-        this host's clock and serves one process: (0, 0)."""
-        if not isinstance(self.ds, PostgresDataSource):
-            return 0.0, 0.0
-        best: tuple[float, float] | None = None
-        # One connection for all samples: waiting for a pooled one must not count as transit.
-        async with self.ds.pool.acquire() as conn:
-            for _ in range(CLOCK_SAMPLES):
-                t0 = self.local_time()
-                # clock_timestamp(), not now(): the time of reading, not of the transaction.
-                db = await conn.fetchval("SELECT extract(epoch FROM clock_timestamp())::float8")
-                t1 = self.local_time()
-                sample = (float(db) - (t0 + t1) / 2, t1 - t0)
-                if best is None or sample[1] < best[1]:
-                    best = sample
-        assert best is not None
-        return best
-
-    async def sync_clock(self) -> float:
-        """Measure the database clock and adopt it (smoothed; a step is taken at once), tell
-        `on_clock_offset`, and log it when first measured or when it moved. Returns the offset."""
-        measured, rtt = await self.measure_clock_offset()
-        previous = self.clock_offset
-        if self._clock_logged is None or abs(measured - previous) > CLOCK_STEP:
-            offset = measured
-        else:
-            offset = previous + CLOCK_SMOOTHING * (measured - previous)
-        self.clock_offset = offset
-        shared = isinstance(self.ds, PostgresDataSource)  # SQLite: the host's own clock, no news
-        if shared and (self._clock_logged is None or abs(offset - self._clock_logged) > 0.5):
-            # Negative: this process's clock is ahead of the database's (it would fire early).
-            level = log.warning if abs(offset) > CLOCK_WARN else log.info
-            level(
-                "clock_offset",
-                offset_s=round(offset, 4),
-                rtt_ms=round(rtt * 1000, 2),
-                first=self._clock_logged is None,
-            )
-            self._clock_logged = offset
-        if self.on_clock_offset is not None:
-            self.on_clock_offset(offset)
-        return offset
 
     # --- task state -----------------------------------------------------------------------------
 
     async def set_paused(self, task: str, paused: bool) -> None:
-        await self.ds.execute(
-            self._sql(
-                "INSERT INTO cronstack_task_state (task, paused, paused_at) VALUES ($1, $2, $3)"
-                " ON CONFLICT (task) DO UPDATE SET paused = excluded.paused,"
-                " paused_at = excluded.paused_at"
-            ),
-            [task, paused, int(time.time() * 1000) if paused else None],
-        )
+        now = int(time.time() * 1000)
+        await self.ds.execute(self.q["set_paused"], [task, paused, now if paused else None])
 
     async def paused_tasks(self) -> set[str]:
-        rows = await self.ds.fetch(
-            "SELECT task FROM cronstack_task_state WHERE paused = " + self._true(), []
-        )
+        rows = await self.ds.fetch(self.q["paused_tasks"], [])
         return {r["task"] for r in rows}
-
-    def _true(self) -> str:
-        return "TRUE" if self.dialect == "postgresql" else "1"
 
     async def last_slots(self) -> dict[str, int]:
         """The latest slot each task considered (claimed, ran, skipped or missed), ms."""
-        rows = await self.ds.fetch(
-            "SELECT task, last_slot FROM cronstack_task_state WHERE last_slot IS NOT NULL", []
-        )
+        rows = await self.ds.fetch(self.q["last_slots"], [])
         return {r["task"]: int(r["last_slot"]) for r in rows}
-
-    # --- reading --------------------------------------------------------------------------------
-
-    async def history(
-        self, task: str | None = None, limit: int = 20, *, with_trace: bool = False
-    ) -> list[dict[str, Any]]:
-        """Recent runs, newest first (by slot, then attempt)."""
-        cols = (
-            "run_id, task, slot_id, status, trigger, attempt, instance, scheduled_at,"
-            " started_at, finished_at, duration_ms, error, reason"
-        )
-        if with_trace:
-            cols += ", trace"
-        where, params = ("WHERE task = $2", [limit, task]) if task else ("", [limit])
-        rows = await self.ds.fetch(
-            self._sql(
-                f"SELECT {cols} FROM cronstack_runs {where}"
-                " ORDER BY scheduled_at DESC, attempt DESC, run_id DESC LIMIT $1"
-            ),
-            params,
-        )
-        for row in rows:
-            row["error"] = decode_json_text(row["error"])
-            if with_trace:
-                row["trace"] = decode_json_text(row["trace"])
-        return rows
 
     # --- retention ------------------------------------------------------------------------------
 
     async def prune(self, now_ms: int | None = None) -> int:
         """Delete rows past their task's age or count limit, a small batch per statement."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        rows = await self.ds.fetch("SELECT task FROM cronstack_task_state", [])
+        rows = await self.ds.fetch(self.q["task_names"], [])
         names = {r["task"] for r in rows} | set(self.policies)
         deleted = 0
         for name in sorted(names):
             policy = self.policy(name)
             cutoff = now_ms - int(policy.retention * 1000)
+            deleted += await self._delete_batches("prune_by_age", [name, cutoff, PRUNE_BATCH])
             deleted += await self._delete_batches(
-                "SELECT run_id FROM cronstack_runs WHERE task = $1 AND scheduled_at < $2"
-                " AND status <> 'running' LIMIT $3",
-                [name, cutoff, PRUNE_BATCH],
-            )
-            deleted += await self._delete_batches(
-                "SELECT run_id FROM cronstack_runs WHERE task = $1 AND status <> 'running'"
-                " ORDER BY scheduled_at DESC, attempt DESC LIMIT $3 OFFSET $2",
-                [name, policy.max_runs, PRUNE_BATCH],
+                "prune_by_count", [name, policy.max_runs, PRUNE_BATCH]
             )
         return deleted
 
-    async def _delete_batches(self, select: str, params: list[Any]) -> int:
+    async def _delete_batches(self, statement: str, params: list[Any]) -> int:
         total = 0
-        sql = self._sql(f"DELETE FROM cronstack_runs WHERE run_id IN ({select})")
         while True:
-            count = await self.ds.execute(sql, params)
+            count = await self.ds.execute(self.q[statement], params)
             total += count
             if count < PRUNE_BATCH:
                 return total

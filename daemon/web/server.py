@@ -28,7 +28,7 @@ from daemon.core.errors import TaskLookupError
 from daemon.core.listen import ListenAddress
 from daemon.core.secrets import mask_value
 from daemon.ops.metrics import CONTENT_TYPE
-from daemon.resources.db.base import decode_json_text
+from daemon.state.queries import RunQueries, rfc3339, run_json
 from daemon.web import dashboard
 
 if TYPE_CHECKING:
@@ -89,12 +89,6 @@ def json_error(status: int, message: str, **headers: str) -> web.Response:
     return resp
 
 
-def _iso(ms: int | None, tz: ZoneInfo) -> str | None:
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(ms / 1000, tz).isoformat(timespec="milliseconds")
-
-
 def _fire_key(task: CompiledTask) -> tuple[str, str]:
     # A schedule is its expression and its zone: tasks sharing both share their next fires.
     return (task.cron or "", task.tz.key)
@@ -108,112 +102,6 @@ def _log_refresh_failure(task: asyncio.Task[None]) -> None:
     # A background refresh that fails leaves the last snapshot in place; say why, once per try.
     if not task.cancelled() and task.exception() is not None:
         log.warning("admin_recent_refresh_failed", error=str(task.exception()))
-
-
-RUN_COLUMNS = (
-    "run_id, task, slot_id, status, trigger, attempt, instance, scheduled_at,"
-    " started_at, finished_at, duration_ms, error, reason"
-)
-
-
-class RunQueries:
-    """Read-side queries the admin API needs beyond `StateStore.history` (status filter, one run
-    by id, the last outcomes per task, the last success per task): an adapter over the store's
-    data source and its `cronstack_runs` table."""
-
-    def __init__(self, store: StateStore) -> None:
-        self.store = store
-
-    def _sql(self, text: str) -> str:
-        # The store's data source takes `$n` on PostgreSQL and `?n` on SQLite.
-        if self.store.dialect == "sqlite":
-            for n in range(9, 0, -1):
-                text = text.replace(f"${n}", f"?{n}")
-        return text
-
-    async def runs(
-        self, task: str | None = None, status: str | None = None, limit: int = 50
-    ) -> list[dict[str, Any]]:
-        where: list[str] = []
-        params: list[Any] = [limit]
-        if task is not None:
-            params.append(task)
-            where.append(f"task = ${len(params)}")
-        if status is not None:
-            params.append(status)
-            where.append(f"status = ${len(params)}")
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
-        rows = await self.store.ds.fetch(
-            self._sql(
-                f"SELECT {RUN_COLUMNS} FROM cronstack_runs {clause}"
-                " ORDER BY scheduled_at DESC, attempt DESC, run_id DESC LIMIT $1"
-            ),
-            params,
-        )
-        for row in rows:
-            row["error"] = decode_json_text(row["error"])
-        return rows
-
-    async def run(self, run_id: str) -> dict[str, Any] | None:
-        rows = await self.store.ds.fetch(
-            self._sql(f"SELECT {RUN_COLUMNS}, trace FROM cronstack_runs WHERE run_id = $1"),
-            [run_id],
-        )
-        if not rows:
-            return None
-        row = rows[0]
-        row["error"] = decode_json_text(row["error"])
-        row["trace"] = decode_json_text(row["trace"])
-        return row
-
-    async def recent(self, tasks: list[str], n: int) -> dict[str, list[dict[str, Any]]]:
-        """The last `n` runs of each task, newest first, in one statement.
-
-        Not a ROW_NUMBER() window over the table: that reads every row kept (up to max_runs per
-        task), half a second for 200k rows on SQLite while the store's writers wait for the
-        connection. A correlated per-task LIMIT (LATERAL on PostgreSQL, a rowid subquery on
-        SQLite) reads only the `n` newest index entries of each task."""
-        if not tasks:
-            return {}
-        cols = (
-            "r.task, r.run_id, r.status, r.trigger, r.attempt, r.instance, r.scheduled_at,"
-            " r.started_at, r.finished_at, r.duration_ms, r.error, r.reason"
-        )
-        if self.store.dialect == "sqlite":
-            sql = (
-                f"SELECT {cols} FROM json_each(?1) AS t JOIN cronstack_runs r ON r.rowid IN"
-                " (SELECT rowid FROM cronstack_runs WHERE task = t.value"
-                " ORDER BY scheduled_at DESC, attempt DESC LIMIT ?2)"
-            )
-            params: list[Any] = [orjson.dumps(tasks).decode(), n]
-        else:
-            sql = (
-                f"SELECT {cols} FROM unnest($1::text[]) AS t(name) CROSS JOIN LATERAL"
-                " (SELECT * FROM cronstack_runs WHERE task = t.name"
-                " ORDER BY scheduled_at DESC, attempt DESC LIMIT $2) r"
-            )
-            params = [tasks, n]
-        rows = await self.store.ds.fetch(sql, params)
-        out: dict[str, list[dict[str, Any]]] = {name: [] for name in tasks}
-        for row in rows:
-            row["error"] = decode_json_text(row["error"])
-            out.setdefault(row["task"], []).append(row)
-        for runs in out.values():
-            # Neither join promises an order across its output: newest first, per task.
-            runs.sort(key=lambda r: (r["scheduled_at"], r["attempt"] or 0), reverse=True)
-        return out
-
-    async def last_success(self) -> dict[str, int]:
-        """When each task last succeeded (finished_at, ms)."""
-        rows = await self.store.ds.fetch(
-            "SELECT task, max(finished_at) AS at FROM cronstack_runs"
-            " WHERE status = 'succeeded' GROUP BY task",
-            [],
-        )
-        return {r["task"]: int(r["at"]) for r in rows if r["at"] is not None}
-
-    async def ping(self) -> None:
-        await self.store.ds.fetch("SELECT 1 AS ok", [])
 
 
 @dataclass(slots=True)
@@ -298,7 +186,7 @@ class AdminServer:
         self.address = ListenAddress.parse(listen)
         self.token = token or None
         self.sessions = Sessions(token) if token else None
-        self.queries = RunQueries(ctx.store) if ctx.store is not None else None
+        self.queries = ctx.store.queries if ctx.store is not None else None
         self._recent = _Recent()
         self._versions = 0  # snapshot versions: identity by counter, never by id() (reused)
         self._invalidated = 0  # bumped by run-now/pause: a load begun before must not count
@@ -645,12 +533,12 @@ class AdminServer:
                 "timezone": tz.key,
                 "next": [],
                 "paused": task.name in scheduler.paused,
-                "last_run": _run_json(last, task.name, tz) if last else None,
+                "last_run": run_json(last, tz) if last else None,
                 "recent": [
                     {
                         "run_id": r["run_id"],
                         "status": r["status"],
-                        "scheduled_at": _iso(r["scheduled_at"], tz),
+                        "scheduled_at": rfc3339(r["scheduled_at"], tz),
                     }
                     for r in runs
                 ],
@@ -768,13 +656,13 @@ class AdminServer:
     async def runs(self, query: Mapping[str, str]) -> list[dict[str, Any]]:
         task, status, limit = self._run_filters(query)
         rows = await self._queries().runs(task, status, limit)
-        return [_run_json(r, r["task"], self._tz(r["task"])) for r in rows]
+        return [run_json(r, self._tz(r["task"])) for r in rows]
 
     async def run_detail(self, run_id: str) -> dict[str, Any]:
         row = await self._queries().run(run_id)
         if row is None:
             raise web.HTTPNotFound(reason=f'unknown run "{run_id}"')
-        out = _run_json(row, row["task"], self._tz(row["task"]))
+        out = run_json(row, self._tz(row["task"]))
         out["steps"] = mask_value(row["trace"]) if row["trace"] is not None else None
         return out
 
@@ -878,23 +766,6 @@ def _safe_next(path: str) -> str:
     return path
 
 
-def _run_json(row: Mapping[str, Any], task: str, tz: ZoneInfo) -> dict[str, Any]:
-    return {
-        "run_id": row["run_id"],
-        "task": task,
-        "status": row["status"],
-        "trigger": row.get("trigger"),
-        "attempt": row.get("attempt"),
-        "scheduled_at": _iso(row.get("scheduled_at"), tz),
-        "started_at": _iso(row.get("started_at"), tz),
-        "finished_at": _iso(row.get("finished_at"), tz),
-        "duration_ms": row.get("duration_ms"),
-        "error": mask_value(row.get("error")),
-        "reason": row.get("reason"),
-        "instance": row.get("instance"),
-    }
-
-
 def _remove_stale_socket(path: Path) -> None:
     try:
         if stat.S_ISSOCK(os.stat(path).st_mode):
@@ -961,7 +832,6 @@ __all__ = [
     "AdminServer",
     "ListenAddress",
     "RemoteError",
-    "RunQueries",
     "Sessions",
     "call",
 ]

@@ -92,7 +92,7 @@ async def store(tmp_path: Path) -> AsyncIterator[StateStore]:
 
 
 async def rows(store: StateStore, task: str) -> list[dict[str, Any]]:
-    found = await store.history(task, 10_000)
+    found = await store.queries.runs(task, limit=10_000)
     return sorted(found, key=lambda r: (r["scheduled_at"], r["attempt"]))
 
 

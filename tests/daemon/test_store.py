@@ -102,7 +102,7 @@ async def test_skip_overlap_holds_across_processes(stores: StoreFactory) -> None
     nxt_b, nxt_a = claim("t", 2000), claim("t", 2000)
     assert (await b.claim_many([nxt_b]))[nxt_b.run_id] == BUSY
     assert (await a.claim_many([nxt_a]))[nxt_a.run_id] == LOST  # the slot already has its row
-    rows = await a.history("t")
+    rows = await a.queries.runs("t")
     assert [(r["scheduled_at"], r["status"]) for r in rows] == [
         (2000, "skipped"),
         (1000, "running"),
@@ -119,10 +119,10 @@ async def test_final_state_write_behind_and_history(stores: StoreFactory) -> Non
     err = {"type": "StepError", "message": "boom", "step": "function_stack[0]"}
     await s.record(outcome(c, "failed", error=err))
     deadline = time.monotonic() + 1.0
-    while (await s.history("t"))[0]["status"] == "running":
+    while (await s.queries.runs("t"))[0]["status"] == "running":
         assert time.monotonic() < deadline, "final state not written within 1 s"
         await asyncio.sleep(0.02)
-    row = (await s.history("t"))[0]
+    row = (await s.queries.runs("t"))[0]
     assert row["status"] == "failed" and row["error"] == err and row["duration_ms"] == 5
     assert (await s.last_slots()) == {"t": 5000}
 
@@ -140,7 +140,7 @@ async def test_expired_lease_is_interrupted_and_fenced(stores: StoreFactory) -> 
     assert await survivor.reap() == 1
     dead.enqueue(outcome(c, "succeeded"))
     await dead.flush()
-    row = (await survivor.history("t"))[0]
+    row = (await survivor.queries.runs("t"))[0]
     assert row["status"] == "interrupted"
     assert row["error"]["type"] == "Interrupted" and "lease expired" in row["reason"]
     # The task is free again: the next slot is claimed normally.
@@ -186,9 +186,9 @@ async def test_retention_by_age_and_count(stores: StoreFactory) -> None:
     await s.flush()
     await s.claim_many([claim("t", now - 100_000)])  # running: never pruned
     assert await s.prune(now) == 7 + 3
-    rows = await s.history("t", 100)
+    rows = await s.queries.runs("t", limit=100)
     assert len(rows) == 6 and rows[-1]["status"] == "running"
-    assert len(await s.history("old", 100)) == 1
+    assert len(await s.queries.runs("old", limit=100)) == 1
 
 
 async def test_write_failures_stay_queued(stores: StoreFactory) -> None:
@@ -203,7 +203,7 @@ async def test_write_failures_stay_queued(stores: StoreFactory) -> None:
     assert s.queued == 2  # the row and the task's last slot
     s.ds = real
     await s.flush()
-    assert [r["status"] for r in await s.history("t")] == ["missed"]
+    assert [r["status"] for r in await s.queries.runs("t")] == ["missed"]
 
 
 async def test_sqlite_store_admits_one_daemon(tmp_path: Path) -> None:
@@ -241,7 +241,7 @@ async def test_claim_refuses_a_slot_ahead_of_the_database_clock(
         manual = Claim("m1", "t", "m1", now + 90_000, "manual", 1)
         got = await s.claim_many([ahead, near, manual])
         assert got == {ahead.run_id: EARLY, near.run_id: WON, "m1": WON}
-        assert {r["run_id"] for r in await s.history("t")} == {near.run_id, "m1"}
+        assert {r["run_id"] for r in await s.queries.runs("t")} == {near.run_id, "m1"}
         await s.flush()
         assert await s.last_slots() == {"t": now + 500}
     finally:
@@ -255,21 +255,21 @@ async def test_clock_offset_is_measured_against_the_process_clock(stores: StoreF
     hands it to the clock, which then reads the database's time."""
     clock = SystemClock(offset=90.0)
     s = stores()
-    s.local_time = clock.local_time
-    s.on_clock_offset = clock.set_correction
+    s.clock.local_time = clock.local_time
+    s.clock.on_offset = clock.set_correction
     await s.open(exclusive=True)
-    if s.dialect == "postgresql":
-        assert abs(s.clock_offset + 90) < 0.5
+    if s.dialect.name == "postgresql":
+        assert abs(s.clock.offset + 90) < 0.5
         assert abs(clock.now().timestamp() - time.time()) < 0.5
     else:
-        assert s.clock_offset == 0.0
+        assert s.clock.offset == 0.0
         assert abs(clock.now().timestamp() - time.time() - 90) < 0.5
-    assert clock.correction == s.clock_offset
+    assert clock.correction == s.clock.offset
     # Later measurements are smoothed; a step of the process clock is taken at once.
     clock.offset = 95.0
-    await s.sync_clock()
-    expected = -95 if s.dialect == "postgresql" else 0
-    assert abs(s.clock_offset - expected) < 0.5
+    await s.clock.sync()
+    expected = -95 if s.dialect.name == "postgresql" else 0
+    assert abs(s.clock.offset - expected) < 0.5
 
 
 async def test_clock_correction_wakes_sleepers() -> None:

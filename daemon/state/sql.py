@@ -1,0 +1,338 @@
+"""Every statement the state store runs, by name, PostgreSQL and SQLite side by side.
+
+Statements are written once with `$n` parameters and three markers — `{NOW}` (the database
+clock in ms), `{TRUE}` and `{JSON}` (the cast a JSON text parameter needs) — and translated
+once per dialect by `Dialect.translate`, the only placeholder translator. Where the dialects
+truly differ (batches bound as arrays on PostgreSQL, as one JSON text on SQLite) both texts
+stand next to each other under one name. Callers ask for `queries[name]` and for dialect
+*capabilities* (`shared_clock`, `fenced_by_lease`, `batch_rows`), never for the vendor.
+
+Batches on SQLite: one JSON array of row arrays bound as a single parameter and read with
+`json_each` — a fixed statement text whatever the batch size, where a VALUES list would need
+a new statement (and up to 32,766 bound variables) per size.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import orjson
+
+DialectName = Literal["postgresql", "sqlite"]
+
+# The columns of a run row, in the order the write statements bind them; the read side
+# selects READ_COLUMNS (all but the trace) and adds `trace` only for one run's detail.
+RUN_COLUMNS: Final = (
+    "run_id",
+    "task",
+    "slot_id",
+    "scheduled_at",
+    "trigger",
+    "attempt",
+    "instance",
+    "status",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+    "error",
+    "trace",
+    "reason",
+)
+READ_COLUMNS: Final = tuple(c for c in RUN_COLUMNS if c != "trace")
+_COLS: Final = ", ".join(RUN_COLUMNS)
+_READ: Final = ", ".join(READ_COLUMNS)
+_READ_R: Final = ", ".join(f"r.{c}" for c in READ_COLUMNS)
+# Newest first: by slot, then attempt; run_id breaks ties between manual runs of one instant.
+_NEWEST: Final = "ORDER BY scheduled_at DESC, attempt DESC, run_id DESC"
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """What the state store may ask of its database, decided once from the data source."""
+
+    name: DialectName
+    now_ms: str  # SQL for the database clock, ms since the epoch
+    true: str
+    json_cast: str  # appended to a JSON text parameter bound into a JSON column
+    # Replicas can share this database, so its clock is the one they fire on (EARLY claims,
+    # clock offset) and final writes are fenced by an unexpired lease. SQLite serves one
+    # process (it holds a file lock): its own token is fence enough.
+    shared_clock: bool
+    fenced_by_lease: bool
+    batch_rows: int  # rows per multi-row statement
+
+    def batch(self, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        """The parameters that carry a batch of rows (they come last in every statement): an
+        array per column on PostgreSQL, one JSON array of rows on SQLite."""
+        if self.name == "postgresql":
+            return [list(column) for column in zip(*rows, strict=True)]
+        return [orjson.dumps(rows).decode()]
+
+    def translate(self, text: str) -> str:
+        """`$n` parameters to this dialect's, and the `{NOW}`/`{TRUE}`/`{JSON}` markers."""
+        text = text.replace("{NOW}", self.now_ms).replace("{TRUE}", self.true)
+        text = text.replace("{JSON}", self.json_cast)
+        if self.name == "sqlite":
+            # SQLite takes numbered `?NNN` parameters: same numbering, other sigil.
+            text = re.sub(r"\$(\d+)", r"?\1", text)
+        return text
+
+
+POSTGRESQL: Final = Dialect(
+    name="postgresql",
+    now_ms="(extract(epoch from now()) * 1000)::bigint",
+    true="TRUE",
+    json_cast="::jsonb",
+    shared_clock=True,
+    fenced_by_lease=True,
+    batch_rows=1000,  # arrays: one parameter per column whatever the size
+)
+SQLITE: Final = Dialect(
+    name="sqlite",
+    now_ms="CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+    true="1",
+    json_cast="",
+    shared_clock=False,
+    fenced_by_lease=False,
+    batch_rows=400,  # one JSON text; keeps each statement's lock short
+)
+
+
+def dialect_named(name: str) -> Dialect:
+    return POSTGRESQL if name == "postgresql" else SQLITE
+
+
+# SQLite reads a batch row's fields out of `json_each(...)`'s `value` (a JSON array).
+def _fields(*names: str) -> str:
+    return ", ".join(f"json_extract(value, '$[{i}]') AS {n}" for i, n in enumerate(names))
+
+
+# name -> (PostgreSQL, SQLite); a single text serves both once translated.
+_STATEMENTS: Final[dict[str, tuple[str, str] | str]] = {
+    # --- this process -------------------------------------------------------------------------
+    "register_instance": (
+        "INSERT INTO cronstack_instances (instance, host, pid, started_at, heartbeat_at)"
+        " VALUES ($1, $2, $3, $4, $4) ON CONFLICT (instance) DO UPDATE SET host = excluded.host,"
+        " pid = excluded.pid, started_at = excluded.started_at,"
+        " heartbeat_at = excluded.heartbeat_at"
+    ),
+    "instance_heartbeat": "UPDATE cronstack_instances SET heartbeat_at = {NOW} WHERE instance = $1",
+    # --- claims: own (task, slot, attempt) before any side effect ------------------------------
+    # $1 instance, $2 lease owner, $3 lease ms, $4 started_at, $5 early tolerance ms; the batch
+    # from $6: (run_id, task, slot_id, scheduled_at, trigger, attempt, skip, token).
+    # A skip-overlap claim loses to a live run of an earlier slot owned by another process.
+    # PostgreSQL also refuses slots ahead of its clock (EARLY) and reports the clock it used.
+    "claim": (
+        """
+        WITH ins AS (
+            INSERT INTO cronstack_runs (run_id, task, slot_id, scheduled_at, trigger, attempt,
+                instance, status, started_at, lease_owner, lease_token, lease_expires_at)
+            SELECT v.run_id, v.task, v.slot_id, v.scheduled_at, v.trigger, v.attempt, $1,
+                'running', $4, $2, v.token, {NOW} + $3
+            FROM unnest($6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[],
+                        $11::int[], $12::bool[], $13::text[])
+                AS v(run_id, task, slot_id, scheduled_at, trigger, attempt, skip, token)
+            WHERE (v.trigger = 'manual' OR v.scheduled_at <= {NOW} + $5)
+            AND NOT (v.skip AND EXISTS (
+                SELECT 1 FROM cronstack_runs r WHERE r.task = v.task
+                AND r.status = 'running' AND r.lease_expires_at > {NOW}
+                AND r.lease_owner <> $2 AND r.scheduled_at < v.scheduled_at))
+            ON CONFLICT DO NOTHING
+            RETURNING run_id
+        )
+        SELECT run_id, NULL::bigint AS db_now FROM ins
+        UNION ALL SELECT NULL, {NOW}
+        """,
+        # ($5 is unused: one process, one clock, nothing is early.)
+        f"""
+        WITH v AS (SELECT {
+            _fields(
+                "run_id", "task", "slot_id", "scheduled_at", "trigger", "attempt", "skip", "token"
+            )
+        }
+                   FROM json_each($6))
+        INSERT INTO cronstack_runs (run_id, task, slot_id, scheduled_at, trigger, attempt,
+            instance, status, started_at, lease_owner, lease_token, lease_expires_at)
+        SELECT v.run_id, v.task, v.slot_id, v.scheduled_at, v.trigger, v.attempt, $1,
+            'running', $4, $2, v.token, {{NOW}} + $3
+        FROM v
+        WHERE NOT (v.skip AND EXISTS (
+            SELECT 1 FROM cronstack_runs r WHERE r.task = v.task
+            AND r.status = 'running' AND r.lease_expires_at > {{NOW}}
+            AND r.lease_owner <> $2 AND r.scheduled_at < v.scheduled_at))
+        ON CONFLICT DO NOTHING
+        RETURNING run_id
+        """,
+    ),
+    # --- run rows that never held a claim (skipped, missed, manual runs of the CLI) -----------
+    "insert_runs": (
+        f"""
+        INSERT INTO cronstack_runs ({_COLS})
+        SELECT v.run_id, v.task, v.slot_id, v.scheduled_at, v.trigger, v.attempt, v.instance,
+            v.status, v.started_at, v.finished_at, v.duration_ms, v.error::jsonb,
+            v.trace::jsonb, v.reason
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::int[],
+                    $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::bigint[],
+                    $12::text[], $13::text[], $14::text[]) AS v({_COLS})
+        ON CONFLICT DO NOTHING
+        RETURNING run_id
+        """,
+        f"""
+        INSERT INTO cronstack_runs ({_COLS})
+        SELECT {_COLS} FROM (SELECT {_fields(*RUN_COLUMNS)} FROM json_each($1)) WHERE true
+        ON CONFLICT DO NOTHING
+        RETURNING run_id
+        """,
+    ),
+    # --- final states: fenced on the claim's token (and, shared, on an unexpired lease) -------
+    "finish_runs": (
+        """
+        UPDATE cronstack_runs r SET status = v.status,
+            started_at = COALESCE(v.started_at, r.started_at),
+            finished_at = v.finished_at,
+            duration_ms = COALESCE(v.duration_ms,
+                v.finished_at - COALESCE(v.started_at, r.started_at)),
+            error = v.error::jsonb, trace = v.trace::jsonb, reason = v.reason,
+            lease_expires_at = NULL
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[],
+                    $6::bigint[], $7::text[], $8::text[], $9::text[])
+            AS v(run_id, token, status, started_at, finished_at, duration_ms, error, trace,
+                 reason)
+        WHERE r.run_id = v.run_id AND r.lease_token = v.token
+          AND r.status = 'running' AND r.lease_expires_at > {NOW}
+        RETURNING r.run_id
+        """,
+        f"""
+        UPDATE cronstack_runs AS r SET status = v.status,
+            started_at = COALESCE(v.started_at, r.started_at),
+            finished_at = v.finished_at,
+            duration_ms = COALESCE(v.duration_ms,
+                v.finished_at - COALESCE(v.started_at, r.started_at)),
+            error = v.error, trace = v.trace, reason = v.reason, lease_expires_at = NULL
+        FROM (SELECT {
+            _fields(
+                "run_id",
+                "token",
+                "status",
+                "started_at",
+                "finished_at",
+                "duration_ms",
+                "error",
+                "trace",
+                "reason",
+            )
+        }
+              FROM json_each($1)) AS v
+        WHERE r.run_id = v.run_id AND r.lease_token = v.token AND r.status = 'running'
+        RETURNING run_id
+        """,  # SQLite's RETURNING sees only the updated table, by unqualified names
+    ),
+    # --- the latest slot each task considered (catch-up after downtime starts there) ----------
+    "save_slots": (
+        "INSERT INTO cronstack_task_state (task, last_slot)"
+        " SELECT * FROM unnest($1::text[], $2::bigint[])"
+        " ON CONFLICT (task) DO UPDATE"
+        " SET last_slot = GREATEST(cronstack_task_state.last_slot, excluded.last_slot)",
+        # `WHERE true`: SQLite's parser needs it between a SELECT and ON CONFLICT.
+        "INSERT INTO cronstack_task_state (task, last_slot)"
+        f" SELECT {_fields('task', 'last_slot')} FROM json_each($1) WHERE true"
+        " ON CONFLICT (task) DO UPDATE"
+        " SET last_slot = max(COALESCE(cronstack_task_state.last_slot, 0), excluded.last_slot)",
+    ),
+    "last_slots": "SELECT task, last_slot FROM cronstack_task_state WHERE last_slot IS NOT NULL",
+    # --- leases -------------------------------------------------------------------------------
+    "renew_leases": (
+        "UPDATE cronstack_runs SET lease_expires_at = {NOW} + $2"
+        " WHERE status = 'running' AND lease_owner = $1"
+    ),
+    # $1 reason, $2 error (JSON text); the two variants differ only in which rows they take.
+    "interrupt_expired": (
+        "UPDATE cronstack_runs SET status = 'interrupted', finished_at = {NOW},"
+        " duration_ms = {NOW} - started_at, reason = $1, error = $2{JSON},"
+        " lease_expires_at = NULL"
+        " WHERE status = 'running' AND lease_expires_at < {NOW}"
+        " RETURNING run_id, task, lease_owner"
+    ),
+    "interrupt_all_running": (
+        "UPDATE cronstack_runs SET status = 'interrupted', finished_at = {NOW},"
+        " duration_ms = {NOW} - started_at, reason = $1, error = $2{JSON},"
+        " lease_expires_at = NULL"
+        " WHERE status = 'running'"
+        " RETURNING run_id, task, lease_owner"
+    ),
+    # --- pause and resume ---------------------------------------------------------------------
+    "set_paused": (
+        "INSERT INTO cronstack_task_state (task, paused, paused_at) VALUES ($1, $2, $3)"
+        " ON CONFLICT (task) DO UPDATE SET paused = excluded.paused,"
+        " paused_at = excluded.paused_at"
+    ),
+    "paused_tasks": "SELECT task FROM cronstack_task_state WHERE paused = {TRUE}",
+    # --- retention: small batches, never a running row ----------------------------------------
+    "task_names": "SELECT task FROM cronstack_task_state",
+    "prune_by_age": (
+        "DELETE FROM cronstack_runs WHERE run_id IN (SELECT run_id FROM cronstack_runs"
+        " WHERE task = $1 AND scheduled_at < $2 AND status <> 'running' LIMIT $3)"
+    ),
+    "prune_by_count": (
+        "DELETE FROM cronstack_runs WHERE run_id IN (SELECT run_id FROM cronstack_runs"
+        " WHERE task = $1 AND status <> 'running'"
+        " ORDER BY scheduled_at DESC, attempt DESC LIMIT $3 OFFSET $2)"
+    ),
+    # --- the read side (daemon.state.queries) -------------------------------------------------
+    "runs": f"SELECT {_READ} FROM cronstack_runs {_NEWEST} LIMIT $1",
+    "runs_of_task": f"SELECT {_READ} FROM cronstack_runs WHERE task = $2 {_NEWEST} LIMIT $1",
+    "runs_with_status": (
+        f"SELECT {_READ} FROM cronstack_runs WHERE status = $2 {_NEWEST} LIMIT $1"
+    ),
+    "runs_of_task_with_status": (
+        f"SELECT {_READ} FROM cronstack_runs WHERE task = $2 AND status = $3 {_NEWEST} LIMIT $1"
+    ),
+    "run": f"SELECT {_READ}, trace FROM cronstack_runs WHERE run_id = $1",
+    # The last $2 runs of each task in $1, in one statement. Not a ROW_NUMBER() window over the
+    # table: that reads every row kept (up to max_runs per task), half a second for 200k rows
+    # on SQLite while the store's writers wait. A per-task LIMIT (LATERAL on PostgreSQL, a
+    # rowid subquery on SQLite) reads only the newest index entries of each task.
+    "recent_runs": (
+        f"SELECT {_READ_R} FROM unnest($1::text[]) AS t(name) CROSS JOIN LATERAL"
+        " (SELECT * FROM cronstack_runs WHERE task = t.name"
+        " ORDER BY scheduled_at DESC, attempt DESC LIMIT $2) r",
+        f"SELECT {_READ_R} FROM json_each($1) AS t JOIN cronstack_runs r ON r.rowid IN"
+        " (SELECT rowid FROM cronstack_runs WHERE task = t.value"
+        " ORDER BY scheduled_at DESC, attempt DESC LIMIT $2)",
+    ),
+    "last_success": (
+        "SELECT task, max(finished_at) AS at FROM cronstack_runs"
+        " WHERE status = 'succeeded' GROUP BY task"
+    ),
+    "ping": "SELECT 1 AS ok",
+    # --- the database clock (read on PostgreSQL only: SQLite shares this host's) -------------
+    # clock_timestamp(), not now(): the time of reading, not of the transaction.
+    "clock": (
+        "SELECT extract(epoch FROM clock_timestamp())::float8",
+        "SELECT (julianday('now') - 2440587.5) * 86400.0",
+    ),
+}
+
+
+def statements(dialect: Dialect) -> Mapping[str, str]:
+    """Every statement for `dialect`, translated once."""
+    pick = 0 if dialect.name == "postgresql" else 1
+    return {
+        name: dialect.translate(text if isinstance(text, str) else text[pick])
+        for name, text in _STATEMENTS.items()
+    }
+
+
+__all__ = [
+    "POSTGRESQL",
+    "READ_COLUMNS",
+    "RUN_COLUMNS",
+    "SQLITE",
+    "Dialect",
+    "DialectName",
+    "dialect_named",
+    "statements",
+]
