@@ -31,7 +31,7 @@ from daemon.engine.compiler import CompiledTask
 from daemon.ops import logs
 from daemon.ops.metrics import Metrics, ObservingRecorder
 from daemon.resources.bundle import Resources
-from daemon.resources.db.base import create_datasource
+from daemon.resources.db import create_datasource
 from daemon.scheduling.scheduler import Scheduler
 from daemon.state.store import StateStore
 from daemon.web.server import AdminContext, AdminServer

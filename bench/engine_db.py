@@ -33,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from daemon.engine.compiler import compile_stack
 from daemon.engine.context import RunContext, TaskInfo
 from daemon.resources.bundle import Resources
-from daemon.resources.db.base import PostgresDataSource, create_datasource
+from daemon.resources.db import create_datasource
+from daemon.resources.db.postgres import PostgresDataSource
 from steps import build_registry
 
 ADMIN = os.environ.get("CRONSTACK_BENCH_PG", "postgresql://root@127.0.0.1:5432/postgres")

@@ -33,7 +33,7 @@ from daemon.core.runs import Claim, Outcome, RunResult
 from daemon.engine.compiler import CompiledTask
 from daemon.ops import logs
 from daemon.resources.bundle import Resources
-from daemon.resources.db.base import create_datasource
+from daemon.resources.db import create_datasource
 from daemon.scheduling.scheduler import Scheduler
 from daemon.state.store import StateStore
 from daemon.testing import FakeClock, settle

@@ -16,7 +16,8 @@ from daemon.core.secrets import SECRETS
 from daemon.engine.compiler import CompiledTask, compile_tasks
 from daemon.resources.bundle import Resources
 from daemon.resources.cache import Cache, create_cache
-from daemon.resources.db.base import DataSource, create_datasource
+from daemon.resources.db import create_datasource
+from daemon.resources.db.base import DataSource
 from daemon.resources.http.client import HttpClient
 from daemon.state.store import StateStore, TaskPolicy, open_state_datasource
 from steps import build_registry

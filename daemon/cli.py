@@ -339,7 +339,7 @@ async def _remote(config: Config, method: str, path: str) -> tuple[int, Any]:
     EXIT_FAILED with answer None means the daemon could not be reached."""
     from urllib.parse import quote
 
-    from daemon.web.server import RemoteError, call
+    from daemon.web.client import RemoteError, call
 
     target = _admin_target(config)
     if target is None:

@@ -15,6 +15,7 @@ import msgspec
 import structlog
 
 from daemon.bootstrap import Loaded, close_resources, load, policies_from_config, store_from_config
+from daemon.core.aio import BackgroundTasks
 from daemon.core.durations import parse_duration
 from daemon.core.errors import ConfigError, Issue
 from daemon.ops import logs
@@ -64,7 +65,7 @@ class Service:
         self._reload_requested = False
         self._stop_signals = 0
         self._force = asyncio.Event()
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background = BackgroundTasks()
         self._retired: list[Resources] = []
         self.reloads = 0
 
@@ -79,18 +80,6 @@ class Service:
         if self._stop_signals > 1:
             self._force.set()
         self._wake.set()
-
-    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
-        task = asyncio.create_task(coro, name=name)
-        self._background.add(task)
-
-        def done(t: asyncio.Task[Any]) -> None:
-            self._background.discard(t)
-            if not t.cancelled() and t.exception() is not None:
-                log.error("background_task_failed", name=name, exc_info=t.exception())
-
-        task.add_done_callback(done)
-        return task
 
     def _status(self) -> str:
         s = self.scheduler
@@ -178,8 +167,8 @@ class Service:
             await close_resources(loaded.resources)
             return EXIT_FAILED
         if store is not None:
-            self._spawn(self._poll_paused(store, self.scheduler), "poll-paused")
-        serve = self._spawn(self.scheduler.serve(), "scheduler")
+            self._background.spawn(self._poll_paused(store, self.scheduler), "poll-paused")
+        serve = self._background.spawn(self.scheduler.serve(), "scheduler")
         for sig, handler in (
             (signal.SIGHUP, self._on_hup),
             (signal.SIGTERM, self._on_stop),
@@ -198,7 +187,7 @@ class Service:
             )
             self.notifier.ready(self._status())
             if self.notifier.watchdog_interval:
-                self._spawn(self._watchdog(self.notifier.watchdog_interval), "watchdog")
+                self._background.spawn(self._watchdog(self.notifier.watchdog_interval), "watchdog")
             await self._control()
             return await self._shutdown(serve)
         finally:
@@ -290,7 +279,7 @@ class Service:
             if self.ops is not None:
                 self.ops.instrument(resources)
             self._retired.append(old_resources)
-            self._spawn(self._retire(old_resources), "retire-resources")
+            self._background.spawn(self._retire(old_resources), "retire-resources")
         log.info(
             "reload",
             added=plan.added,
@@ -326,9 +315,7 @@ class Service:
         cancelled = 0
         if not drained:
             cancelled = await scheduler.cancel_all("shutdown")
-        for task in list(self._background):
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await self._background.cancel()
         if self.ops is not None:
             await self.ops.stop_listener()
         if self.store is not None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from daemon.core.aio import BackgroundTasks
 from daemon.core.durations import parse_duration
 from daemon.ops.deadman import HEARTBEAT_INTERVAL, DeadMansSwitch, Heartbeat
 from daemon.ops.logship import LogShipper
@@ -38,7 +38,7 @@ class Operations:
         self.deadman: DeadMansSwitch | None = None
         self.heartbeat: Heartbeat | None = None
         self.shipper: LogShipper | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = BackgroundTasks("operations_task_failed")
         self._resources: Callable[[], Resources | None] = lambda: None
         ship = spec.log.ship
         if ship is not None:
@@ -54,17 +54,6 @@ class Operations:
     @property
     def ship_processor(self) -> Callable[[Any, str, dict[str, Any]], dict[str, Any]] | None:
         return self.shipper.processor if self.shipper is not None else None
-
-    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-
-        def done(t: asyncio.Task[Any]) -> None:
-            self._tasks.discard(t)
-            if not t.cancelled() and t.exception() is not None:
-                log.error("operations_task_failed", name=name, exc_info=t.exception())
-
-        task.add_done_callback(done)
 
     async def start(
         self,
@@ -101,8 +90,8 @@ class Operations:
             )
             await server.start()  # AdminListenError stops the daemon's start
             self.admin = server
-        self._spawn(self.deadman.serve(), "deadman")
-        self._spawn(metrics.watch_loop(), "loop-lag")
+        self._tasks.spawn(self.deadman.serve(), "deadman")
+        self._tasks.spawn(metrics.watch_loop(), "loop-lag")
         url = self.spec.daemon.heartbeat_url
         if url:
             interval = getattr(self.spec.daemon, "heartbeat_interval", None)
@@ -113,7 +102,7 @@ class Operations:
                 healthy=lambda: scheduler.armed.is_set() and not scheduler.stopping,
                 metrics=metrics,
             )
-            self._spawn(self.heartbeat.serve(), "heartbeat")
+            self._tasks.spawn(self.heartbeat.serve(), "heartbeat")
 
     def _datasources(self, store: StateStore | None) -> Iterator[tuple[str, DataSource]]:
         current = self._resources()
@@ -137,9 +126,7 @@ class Operations:
 
     async def close(self) -> None:
         """Stop background work; the log shipper goes last so the final lines are shipped."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel()
         await self.stop_listener()
         if self.heartbeat is not None:
             await self.heartbeat.close()

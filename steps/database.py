@@ -8,7 +8,8 @@ from typing import Any
 
 from daemon.core.errors import DatabaseError, join_path
 from daemon.core.text import did_you_mean
-from daemon.resources.db.base import DataSource, TableInfo, coerce_column, decode_rows, sqlite_param
+from daemon.resources.db.base import DataSource, TableInfo
+from daemon.resources.db.values import coerce_column, decode_rows, sqlite_param
 from steps._sql import (
     FilterSpec,
     Report,

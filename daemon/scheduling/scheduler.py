@@ -35,6 +35,7 @@ from daemon.core.runs import (
 )
 from daemon.engine.runner import run_task
 from daemon.scheduling.clock import SystemClock
+from daemon.scheduling.limiter import ConcurrencyLimit
 
 if TYPE_CHECKING:
     from daemon.core.cron import CronSchedule
@@ -156,47 +157,6 @@ def backoff_delay(policy: RetryPolicy, attempt: int, rng: random.Random) -> floa
     return rng.uniform(0.0, cap)
 
 
-class _Slots:
-    """`max_concurrent_runs`: a counter, with FIFO waiters only once it is exhausted.
-
-    Unlike `asyncio.Semaphore.acquire`, taking a free slot is a plain call, not a coroutine:
-    it sits on the path of every fire.
-    """
-
-    __slots__ = ("free", "waiters")
-
-    def __init__(self, size: int) -> None:
-        self.free = size
-        self.waiters: deque[asyncio.Future[None]] = deque()
-
-    def try_take(self) -> bool:
-        if self.free > 0 and not self.waiters:
-            self.free -= 1
-            return True
-        return False
-
-    async def take(self) -> None:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.waiters.append(fut)
-        try:
-            await fut
-        except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
-                self.release()  # handed a slot just as we were cancelled: pass it on
-            else:
-                with contextlib.suppress(ValueError):
-                    self.waiters.remove(fut)
-            raise
-
-    def release(self) -> None:
-        while self.waiters:
-            fut = self.waiters.popleft()
-            if not fut.done():
-                fut.set_result(None)
-                return
-        self.free += 1
-
-
 # A heap bucket: tasks due at the same instant, in the order they were armed.
 _Due = tuple[_TaskState, int, datetime]  # state, its generation when armed, the slot
 _UNSEEN: Any = object()  # not in the batch's memo yet (None there means "no next slot")
@@ -231,7 +191,7 @@ class Scheduler:
         self._run_fn = run
         self.recorder: RunRecorder = recorder or LogRecorder()
         self._rng = rng or random.Random()  # jitter and backoff, not security
-        self._limit = _Slots(max_concurrent_runs) if max_concurrent_runs else None
+        self._limit = ConcurrencyLimit(max_concurrent_runs) if max_concurrent_runs else None
         self._states: dict[str, _TaskState] = {t.name: _TaskState(t, resources) for t in tasks}
         # Distinct fire instants (epoch seconds) in a heap, each with its bucket of due tasks:
         # 10,000 tasks sharing a slot cost one heap operation, not 10,000.

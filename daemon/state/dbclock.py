@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import structlog
 
-from daemon.resources.db.base import DataSource, PostgresDataSource
+from daemon.resources.db.base import DataSource
+from daemon.resources.db.postgres import PostgresDataSource
 
 log = structlog.get_logger("cronstack.store")
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 
-from daemon.resources.db.base import DataSource, PostgresDataSource, SqliteDataSource
+from daemon.resources.db.base import DataSource
+from daemon.resources.db.postgres import PostgresDataSource
+from daemon.resources.db.sqlite import SqliteDataSource
 from daemon.state.sql import DialectName as Dialect
 
 # Any 64-bit constant works; it only has to be the same in every cronstack process.

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from daemon.core.secrets import mask_value
-from daemon.resources.db.base import DataSource, decode_json_text
+from daemon.resources.db.base import DataSource
+from daemon.resources.db.values import decode_json_text
 from daemon.state.sql import Dialect
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import structlog
 
+from daemon.core.aio import BackgroundTasks
 from daemon.core.errors import DatabaseError
 from daemon.core.runs import (
     BUSY,
@@ -27,7 +28,9 @@ from daemon.core.runs import (
     Outcome,
 )
 from daemon.core.secrets import mask_value
-from daemon.resources.db.base import DataSource, SqliteDataSource, create_datasource
+from daemon.resources.db import create_datasource
+from daemon.resources.db.base import DataSource
+from daemon.resources.db.sqlite import SqliteDataSource
 from daemon.state.dbclock import DatabaseClock
 from daemon.state.lock import FileLock, StoreLockedError
 from daemon.state.migrations import migrate
@@ -150,7 +153,7 @@ class StateStore:
         self._flushed = asyncio.Event()
         self._claims: list[tuple[Claim, asyncio.Future[str]]] = []
         self._claim_task: asyncio.Task[None] | None = None
-        self._background: set[asyncio.Task[None]] = set()
+        self._background = BackgroundTasks("store_task_failed")
         self._lock: FileLock | None = None
         self._closed = False
         self.writes = 0  # statements that wrote, for benchmarks
@@ -209,19 +212,9 @@ class StateStore:
 
     def start(self) -> None:
         """Start the background work: write-behind flusher, lease heartbeat, retention."""
-        for coro, name in (
-            (self._flusher(), "store-flush"),
-            (self._heartbeat_loop(), "store-heartbeat"),
-            (self._prune_loop(), "store-prune"),
-        ):
-            task = asyncio.create_task(coro, name=name)
-            self._background.add(task)
-            task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("store_task_failed", name=task.get_name(), exc_info=task.exception())
+        self._background.spawn(self._flusher(), "store-flush")
+        self._background.spawn(self._heartbeat_loop(), "store-heartbeat")
+        self._background.spawn(self._prune_loop(), "store-prune")
 
     async def close(self, timeout: float = 5.0) -> None:
         """Flush what is queued (up to `timeout`), stop background work, release the store."""
@@ -240,9 +233,7 @@ class StateStore:
                         await self._flushed.wait()
         except TimeoutError:
             log.error("history_not_flushed", queued=len(self._pending), timeout_s=timeout)
-        for task in list(self._background):
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await self._background.cancel()
         with contextlib.suppress(Exception):
             await self.ds.close()
         self._release_lock()

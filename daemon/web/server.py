@@ -3,33 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
-import hashlib
 import hmac
 import os
-import secrets
 import stat
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-import aiohttp
 import orjson
 import structlog
 from aiohttp import web
 
 from daemon.core.errors import TaskLookupError
 from daemon.core.listen import ListenAddress
+from daemon.core.runs import RUN_STATUSES
 from daemon.core.secrets import mask_value
 from daemon.ops.metrics import CONTENT_TYPE
-from daemon.state.queries import RunQueries, rfc3339, run_json
+from daemon.state.queries import RunQueries, run_json
 from daemon.web import dashboard
+from daemon.web.auth import PUBLIC_ROUTES, SESSION_COOKIE, Sessions, safe_next
+from daemon.web.views import TaskViews
 
 if TYPE_CHECKING:
     from daemon.engine.compiler import CompiledTask
@@ -39,27 +37,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("cronstack.admin")
 
-DEFAULT_TOKEN_ENV = "CRONSTACK_ADMIN_TOKEN"  # noqa: S105 - a variable name, not a secret
-# Routes that answer without a token: probes (a load balancer has none) and the login form.
-PUBLIC_ROUTES = frozenset({("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/login"),
-                           ("POST", "/login")})  # fmt: skip
-SESSION_COOKIE = "cronstack_session"
-SESSION_TTL = 12 * 3600
-RUN_STATUSES = frozenset(
-    {"running", "succeeded", "failed", "timed_out", "cancelled", "interrupted", "skipped", "missed"}
-)
 MAX_LIMIT = 1000
-NEXT_FIRES = 5
-RECENT_RUNS = 12
-# /api/tasks reads the last outcomes of every task; a second of staleness keeps a busy dashboard
-# (or a monitoring poller) from turning into a query storm on the state store.
-RECENT_TTL = 1.0
-# Cron fires land on whole seconds: a background refresh that would start within this window
-# around one (the scheduler's busiest moment) waits until FIRE_QUIET_AFTER past it instead.
-FIRE_QUIET_BEFORE = 0.05
-FIRE_QUIET_AFTER = 0.25
-# Next fires are kept computed this far ahead, so a request right after a fire only slices.
-FIRES_AHEAD = 2 * RECENT_TTL + 1.0
 READY_TIMEOUT = 2.0
 
 
@@ -87,76 +65,6 @@ def json_error(status: int, message: str, **headers: str) -> web.Response:
     resp = _json({"error": message, "status": status}, status)
     resp.headers.update(headers)
     return resp
-
-
-def _fire_key(task: CompiledTask) -> tuple[str, str]:
-    # A schedule is its expression and its zone: tasks sharing both share their next fires.
-    return (task.cron or "", task.tz.key)
-
-
-def _ts(fire: tuple[float, str, datetime]) -> float:
-    return fire[0]
-
-
-def _log_refresh_failure(task: asyncio.Task[None]) -> None:
-    # A background refresh that fails leaves the last snapshot in place; say why, once per try.
-    if not task.cancelled() and task.exception() is not None:
-        log.warning("admin_recent_refresh_failed", error=str(task.exception()))
-
-
-@dataclass(slots=True)
-class _Recent:
-    """A snapshot of the last outcomes per task; `at` = 0 means none yet, or invalidated."""
-
-    at: float = 0.0
-    version: int = 0
-    runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class _Fires:
-    """Upcoming fires of one (cron, timezone): (epoch seconds, RFC 3339 text, datetime)."""
-
-    times: list[tuple[float, str, datetime]] = field(default_factory=list)
-    exhausted: bool = False
-
-
-@dataclass(slots=True)
-class _Static:
-    """The parts of every task's view that do not move with the clock, and what they came from."""
-
-    key: tuple[Any, ...]
-    views: list[tuple[CompiledTask, dict[str, Any]]]
-
-
-class Sessions:
-    """Stateless login sessions: `expiry.nonce.mac`, keyed by the token, so rotating the token
-    logs everyone out and a restart does not. The CSRF token is a MAC of the session nonce."""
-
-    def __init__(self, token: str, ttl: float = SESSION_TTL) -> None:
-        self._key = hashlib.sha256(b"cronstack-session\0" + token.encode()).digest()
-        self.ttl = ttl
-
-    def _mac(self, text: str) -> str:
-        return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
-
-    def issue(self) -> str:
-        payload = f"{int(time.time() + self.ttl)}.{secrets.token_hex(16)}"
-        return f"{payload}.{self._mac(payload)}"
-
-    def nonce(self, cookie: str | None) -> str | None:
-        """The session's nonce if the cookie is genuine and unexpired, else None."""
-        if not cookie or cookie.count(".") != 2:
-            return None
-        expiry, nonce, mac = cookie.split(".")
-        if not hmac.compare_digest(mac, self._mac(f"{expiry}.{nonce}")):
-            return None
-        if not expiry.isdigit() or int(expiry) < time.time():
-            return None
-        return nonce
-
-    def csrf(self, nonce: str) -> str:
-        return self._mac(f"csrf\0{nonce}")[:32]
 
 
 @dataclass(slots=True)
@@ -187,12 +95,7 @@ class AdminServer:
         self.token = token or None
         self.sessions = Sessions(token) if token else None
         self.queries = ctx.store.queries if ctx.store is not None else None
-        self._recent = _Recent()
-        self._versions = 0  # snapshot versions: identity by counter, never by id() (reused)
-        self._invalidated = 0  # bumped by run-now/pause: a load begun before must not count
-        self._refresh: asyncio.Task[None] | None = None
-        self._fires: dict[tuple[str, str], _Fires] = {}
-        self._static: _Static | None = None
+        self.views = TaskViews(ctx.scheduler, self.queries)
         # /api/tasks as bytes: (static key, running count), valid until the earliest next fire.
         self._body: tuple[tuple[Any, ...], float, bytes] | None = None
         # Runs triggered here that may not have reached the store yet: their page says "queued".
@@ -268,11 +171,7 @@ class AdminServer:
         return f"http://{self.bound}"
 
     async def close(self) -> None:
-        refresh, self._refresh = self._refresh, None
-        if refresh is not None:
-            refresh.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await refresh
+        await self.views.close()
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
@@ -416,165 +315,15 @@ class AdminServer:
                 return task
         raise web.HTTPNotFound(reason=f'unknown task "{name}"')
 
-    def _invalidate(self) -> None:
-        """After run-now or pause: the next read waits for a fresh snapshot."""
-        self._invalidated += 1
-        self._recent = _Recent(0.0, self._recent.version, self._recent.runs)
-
-    async def _recent_runs(self) -> dict[str, list[dict[str, Any]]]:
-        """The last outcomes per task. A stale snapshot is served while a background refresh
-        (one at a time, kept off the fire instant) replaces it: a busy poller never waits for
-        the store, and never makes the loop query it exactly when every-second tasks fire."""
-        if self.queries is None:
-            return {}
-        recent = self._recent
-        if recent.at and time.monotonic() - recent.at <= RECENT_TTL:
-            return recent.runs
-        if not recent.at:
-            # Never loaded, or invalidated by an action this client expects to see: wait, a
-            # few rounds at most (a load that began before an invalidation does not count).
-            for _ in range(3):
-                if self._refresh is None or self._refresh.done():
-                    self._start_refresh(background=False)
-                assert self._refresh is not None
-                await asyncio.shield(self._refresh)
-                if self._recent.at:
-                    break
-            return self._recent.runs
-        if self._refresh is None or self._refresh.done():
-            self._start_refresh(background=True)
-        return recent.runs
-
-    def _start_refresh(self, *, background: bool) -> None:
-        assert self.queries is not None
-        task = asyncio.create_task(
-            self._load_recent(self.queries, background), name="admin-recent-refresh"
-        )
-        self._refresh = task
-        # Also for a waited-on load: its waiter may have gone (client disconnected).
-        task.add_done_callback(_log_refresh_failure)
-
-    async def _load_recent(self, queries: RunQueries, background: bool) -> None:
-        if background:
-            phase = time.time() % 1.0
-            if phase > 1.0 - FIRE_QUIET_BEFORE or phase < FIRE_QUIET_AFTER:
-                await asyncio.sleep((FIRE_QUIET_AFTER - phase) % 1.0)
-        invalidated = self._invalidated
-        started = time.monotonic()
-        names = [t.name for t in self.ctx.scheduler.tasks()]
-        runs = await queries.recent(names, RECENT_RUNS)
-        self._versions += 1
-        fresh = invalidated == self._invalidated
-        self._recent = _Recent(started if fresh else 0.0, self._versions, runs)
-        if background:
-            # Off the fire instant too: the views' fixed parts and the next fires for the
-            # coming seconds, so requests between now and the next refresh only slice.
-            now_ts = self.ctx.scheduler.clock.now().timestamp()
-            static = self._static_views(runs)
-            for task, _view in static.views:
-                self._next_fires(task, now_ts, ahead=FIRES_AHEAD)
-
-    def _next_fires(self, task: CompiledTask, now_ts: float, ahead: float = 0.0) -> list[str]:
-        """The next NEXT_FIRES fires after `now_ts`. Kept per (cron, timezone) and extended
-        incrementally: passed fires are dropped, only missing ones are computed (a cron
-        evaluation costs ~20 us; 100 tasks x 5 fires on every request would cost the loop
-        milliseconds right when every-second tasks fire)."""
-        schedule = task.schedule
-        if schedule is None or task.status != "active":
-            return []
-        key = _fire_key(task)
-        fires = self._fires.get(key)
-        if fires is None:
-            fires = self._fires[key] = _Fires()
-        times = fires.times
-        if times and times[0][0] <= now_ts:
-            del times[: bisect.bisect_right(times, now_ts, key=_ts)]
-        horizon = now_ts + ahead
-        beyond = len(times) - (bisect.bisect_right(times, horizon, key=_ts) if ahead else 0)
-        if beyond < NEXT_FIRES and not fires.exhausted:
-            after = times[-1][2] if times else datetime.fromtimestamp(now_ts, task.tz)
-            for _ in range(NEXT_FIRES - beyond):
-                try:
-                    after = schedule.next_after(after)
-                except LookupError:
-                    fires.exhausted = True
-                    break
-                times.append((after.timestamp(), after.isoformat(), after))
-        return [t[1] for t in times[:NEXT_FIRES]]
-
-    def _static_views(self, recent: dict[str, list[dict[str, Any]]]) -> _Static:
-        """Every task's view without `next`: rebuilt only when an input changed (a new history
-        snapshot, the pause set, the task definitions)."""
-        scheduler = self.ctx.scheduler
-        tasks = scheduler.tasks()
-        key = (
-            self._recent.version,
-            frozenset(scheduler.paused),
-            tuple(t.fingerprint for t in tasks),
-        )
-        cached = self._static
-        if cached is not None and cached.key == key:
-            return cached
-        if cached is None or cached.key[2] != key[2]:
-            # Definitions changed (reload): forget fires of schedules no task has any more.
-            keep = {_fire_key(t) for t in tasks}
-            self._fires = {k: v for k, v in self._fires.items() if k in keep}
-        views: list[tuple[CompiledTask, dict[str, Any]]] = []
-        for task in sorted(tasks, key=lambda t: t.name.lower()):
-            tz = task.tz
-            runs = recent.get(task.name, [])
-            last = runs[0] if runs else None
-            view = {
-                "name": task.name,
-                "description": task.description,
-                "status": task.status,
-                "cron": task.cron,
-                "schedule": task.schedule.describe() if task.schedule else "manual only",
-                "timezone": tz.key,
-                "next": [],
-                "paused": task.name in scheduler.paused,
-                "last_run": run_json(last, tz) if last else None,
-                "recent": [
-                    {
-                        "run_id": r["run_id"],
-                        "status": r["status"],
-                        "scheduled_at": rfc3339(r["scheduled_at"], tz),
-                    }
-                    for r in runs
-                ],
-                "expect_success_within": task.expect_success_within,
-            }
-            views.append((task, view))
-        static = _Static(key, views)
-        self._static = static
-        return static
-
-    async def _views_now(self) -> tuple[tuple[Any, ...], float, list[dict[str, Any]]]:
-        """The task views with their next fires; their key, and until when they hold."""
-        now_ts = self.ctx.scheduler.clock.now().timestamp()
-        static = self._static_views(await self._recent_runs())
-        until = now_ts + 3600
-        views = []
-        for task, view in static.views:
-            fires = self._next_fires(task, now_ts)
-            if fires:
-                until = min(until, self._fires[_fire_key(task)].times[0][0])
-            views.append({**view, "next": fires})
-        return static.key, until, views
-
-    async def task_views(self) -> list[dict[str, Any]]:
-        """Every task with its schedule, next fires, pause state and last outcomes."""
-        return (await self._views_now())[2]
-
     async def api_tasks(self, request: web.Request) -> web.Response:
         # Served from bytes while nothing it shows changed: a poller at 200 req/s costs the
         # loop a lookup, not 100 views serialized per request.
         now_ts = self.ctx.scheduler.clock.now().timestamp()
-        static = self._static_views(await self._recent_runs())
+        static = self.views.static_views(await self.views.recent_runs())
         key = (static.key, self.ctx.scheduler.running_count)
         cached = self._body
         if cached is None or cached[0] != key or now_ts >= cached[1]:
-            _key, until, views = await self._views_now()
+            _key, until, views = await self.views.views_now()
             body = orjson.dumps({"tasks": views, "running": key[1]}, default=str)
             cached = self._body = (key, until, body)
         return web.Response(body=cached[2], content_type="application/json")
@@ -587,7 +336,7 @@ class AdminServer:
             raise web.HTTPNotFound(reason=f'unknown task "{name}"') from None
         except RuntimeError as exc:
             raise web.HTTPServiceUnavailable(reason=str(exc)) from None
-        self._invalidate()
+        self.views.invalidate()
         self._queued[run_id] = name
         while len(self._queued) > 1000:
             self._queued.pop(next(iter(self._queued)))
@@ -609,7 +358,7 @@ class AdminServer:
         scheduler = self.ctx.scheduler
         # A new set, not an in-place change: the service's poller compares by value.
         scheduler.paused = (scheduler.paused | {name}) if paused else (scheduler.paused - {name})
-        self._invalidate()
+        self.views.invalidate()
         if self.ctx.on_change is not None:
             self.ctx.on_change()
         log.info("admin_paused" if paused else "admin_resumed", task=name)
@@ -676,7 +425,7 @@ class AdminServer:
 
     async def page_tasks(self, request: web.Request) -> web.Response:
         return dashboard.tasks_response(
-            await self.task_views(),
+            await self.views.task_views(),
             csrf=self._csrf_for(request),
             running=self.ctx.scheduler.running_count,
             flash=request.query.get("flash", ""),
@@ -703,14 +452,14 @@ class AdminServer:
     async def page_login(self, request: web.Request) -> web.Response:
         status = 200 if self.token else 403
         return dashboard.login_response(
-            next_path=_safe_next(request.query.get("next", "/")),
+            next_path=safe_next(request.query.get("next", "/")),
             status=status,
             error="" if self.token else "the dashboard is disabled: no admin token is configured",
         )
 
     async def login(self, request: web.Request) -> web.Response:
         form = await request.post()
-        next_path = _safe_next(str(form.get("next", "/")))
+        next_path = safe_next(str(form.get("next", "/")))
         given = str(form.get("token", ""))
         if self.token is None or self.sessions is None:
             return dashboard.error_response(403, "the dashboard is disabled: no admin token")
@@ -756,16 +505,6 @@ def _reason(exc: web.HTTPException, request: web.Request) -> str:
     return exc.reason
 
 
-def _safe_next(path: str) -> str:
-    """Only same-site paths after login: never an open redirect."""
-    parts = urlsplit(path)
-    if parts.scheme or parts.netloc or not path.startswith("/") or path.startswith("//"):
-        return "/"
-    if path.startswith("/login"):
-        return "/"
-    return path
-
-
 def _remove_stale_socket(path: Path) -> None:
     try:
         if stat.S_ISSOCK(os.stat(path).st_mode):
@@ -785,53 +524,8 @@ async def _socket_alive(path: str) -> bool:
     return True
 
 
-# --- client: the CLI talking to a running daemon -------------------------------------------------
-
-
-class RemoteError(RuntimeError):
-    """The admin API answered with an error, or could not be reached."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        self.status = status
-        super().__init__(message)
-
-
-async def call(
-    listen: str, token: str | None, method: str, path: str, *, timeout: float = 10.0
-) -> Any:
-    """One request to a running daemon's admin API; the JSON answer, or RemoteError."""
-    address = ListenAddress.parse(listen)
-    connector: aiohttp.BaseConnector | None = (
-        aiohttp.UnixConnector(path=address.path) if address.path is not None else None
-    )
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        async with (
-            aiohttp.ClientSession(
-                connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)
-            ) as session,
-            session.request(method, address.url() + path, headers=headers) as resp,
-        ):
-            body = await resp.read()
-            try:
-                data = orjson.loads(body) if body else None
-            except orjson.JSONDecodeError:
-                data = None
-            if resp.status >= 400:
-                message = data.get("error") if isinstance(data, dict) else None
-                raise RemoteError(message or f"HTTP {resp.status}", resp.status)
-            return data
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise RemoteError(f"cannot reach the daemon's admin API at {listen}: {exc}") from None
-
-
 __all__ = [
-    "PUBLIC_ROUTES",
     "AdminContext",
     "AdminListenError",
     "AdminServer",
-    "ListenAddress",
-    "RemoteError",
-    "Sessions",
-    "call",
 ]

@@ -11,7 +11,9 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
-from daemon.web.server import PUBLIC_ROUTES, AdminContext, AdminListenError, AdminServer, call
+from daemon.web.auth import PUBLIC_ROUTES
+from daemon.web.client import call
+from daemon.web.server import AdminContext, AdminListenError, AdminServer
 from tests.daemon.admin_harness import TOKEN, Harness, harness
 
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from daemon.engine.compiler import CompiledTask, RetryPolicy
 from daemon.resources.bundle import Resources
-from daemon.resources.db.base import create_datasource
+from daemon.resources.db import create_datasource
 from daemon.scheduling.scheduler import Scheduler
 from daemon.state.store import StateStore
 from daemon.testing import FakeClock, settle

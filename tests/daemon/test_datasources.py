@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from daemon.core.errors import DatabaseError
-from daemon.resources.db.base import DataSource, create_datasource, redact_url, sqlite_path
+from daemon.resources.db import create_datasource
+from daemon.resources.db.base import DataSource, redact_url
+from daemon.resources.db.sqlite import sqlite_path
 
 T0 = 1772964000123  # 2026-03-08T10:00:00.123Z
 

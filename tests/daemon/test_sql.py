@@ -13,7 +13,8 @@ from daemon.core.errors import DatabaseError
 from daemon.engine.compiler import StackCompiler
 from daemon.engine.context import RunContext, TaskInfo
 from daemon.resources.bundle import Resources
-from daemon.resources.db.base import Dialect, TableInfo, column_info
+from daemon.resources.db.base import Dialect, TableInfo
+from daemon.resources.db.values import column_info
 from steps._sql import (
     delete_statement,
     insert_statement,

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.resources.db.base import PostgresDataSource, SqliteDataSource, create_datasource
+from daemon.resources.db import create_datasource
+from daemon.resources.db.postgres import PostgresDataSource
+from daemon.resources.db.sqlite import SqliteDataSource
 from daemon.state.migrations import migrate
 from daemon.state.sql import POSTGRESQL, SQLITE, Dialect, statements
 

@@ -13,7 +13,7 @@ import pytest
 
 from daemon.core.runs import Claim, Outcome
 from daemon.resources.bundle import Resources
-from daemon.resources.db.base import create_datasource
+from daemon.resources.db import create_datasource
 from daemon.scheduling.clock import SystemClock
 from daemon.scheduling.scheduler import Scheduler
 from daemon.state.store import BUSY, EARLY, LOST, WON, StateStore, StoreLockedError, TaskPolicy

@@ -15,7 +15,7 @@ from daemon.engine.compiler import compile_stack
 from daemon.engine.runner import run_stack
 from daemon.expr.values import truthy
 from daemon.resources.bundle import Resources
-from daemon.resources.db.base import create_datasource
+from daemon.resources.db import create_datasource
 from tests.steps.helpers import REGISTRY, compile_issues, compile_warnings, run, step
 
 

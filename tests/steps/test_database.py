@@ -13,7 +13,8 @@ from daemon.core.errors import ConfigError, DatabaseError
 from daemon.engine.compiler import StackCompiler, compile_stack
 from daemon.engine.context import RunContext, TaskInfo
 from daemon.resources.bundle import Resources
-from daemon.resources.db.base import DataSource, create_datasource
+from daemon.resources.db import create_datasource
+from daemon.resources.db.base import DataSource
 from steps import build_registry
 from steps.base import Step
 
