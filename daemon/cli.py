@@ -103,7 +103,7 @@ async def _check(args: argparse.Namespace) -> int:
                     "valid": valid,
                     "errors": [i.as_json() for i in errors],
                     "warnings": [i.as_json() for i in warnings],
-                    # Exactly DESIGN.md's keys; file and words are for the human output.
+                    # Exactly docs/contract.md's keys; file and words are for the human output.
                     "tasks": [
                         {k: t[k] for k in ("name", "status", "cron", "timezone", "next")}
                         for t in tasks_out

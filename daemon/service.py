@@ -23,7 +23,7 @@ from daemon.ops.sdnotify import Notifier
 from daemon.resources.bundle import Resources
 from daemon.scheduling.clock import SystemClock
 from daemon.scheduling.scheduler import Scheduler
-from daemon.sidecars import Operations
+from daemon.sidecars import Sidecars
 from daemon.state.store import StateStore
 from daemon.web.server import AdminListenError
 
@@ -60,7 +60,7 @@ class Service:
         self.resources: Resources | None = None
         self.scheduler: Scheduler | None = None
         self.store: StateStore | None = None
-        self.ops: Operations | None = None  # metrics, admin listener, dead-man, log shipping
+        self.ops: Sidecars | None = None  # metrics, admin listener, dead-man, log shipping
         self._wake = asyncio.Event()
         self._reload_requested = False
         self._stop_signals = 0
@@ -115,7 +115,7 @@ class Service:
             log.error("config_invalid", errors=[str(i) for i in errors], path=str(self.config_path))
             return EXIT_INVALID
         # [log.ship] and [admin] are read once at start; changing them needs a restart.
-        self.ops = ops = Operations(loaded.config.spec, self.env)
+        self.ops = ops = Sidecars(loaded.config.spec, self.env)
         self._configure_logs(loaded)
         for warning in loaded.warnings:
             log.warning("config_warning", message=str(warning))

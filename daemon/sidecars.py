@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("cronstack.operations")
 
 
-class Operations:
+class Sidecars:
     """Owns the operational side of one daemon process; the service calls it at a few points:
     `start` (after the scheduler is built, before it fires: a listener that cannot bind stops
     the start), `instrument` (new resources), `observe_reload`, `stop_listener` and `close`."""
@@ -135,4 +135,4 @@ class Operations:
                 await self.shipper.close()
 
 
-__all__ = ["Operations"]
+__all__ = ["Sidecars"]

@@ -98,7 +98,7 @@ def test_check_example_config_lists_every_task(
 def test_check_json_document_shape(
     cli: CliRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`check --json` prints one document with the keys and types DESIGN.md fixes."""
+    """`check --json` prints one document with the keys and types docs/contract.md fixes."""
     monkeypatch.chdir(tmp_path)
     code, doc = check_json(cli, repo_copy(tmp_path), "--next", "2")
     assert code == 0
@@ -244,7 +244,7 @@ DST_TABLE = [
 def test_check_next_across_dst(
     cli: CliRun, tmp_path: Path, tz: str, cron: str, start: str, expected: list[str]
 ) -> None:
-    """`check --next N --from TIME` follows DESIGN.md's DST rules in the task's timezone."""
+    """`check --next N --from TIME` follows docs/contract.md's DST rules in the task's timezone."""
     config = config_for(tmp_path)
     schedule = {"cron_expression": cron, "timezone": tz}
     task_file(tmp_path, "t", log_task("t", schedule=schedule))

@@ -1,4 +1,4 @@
-"""Contract checks for the engine, written from DESIGN.md as a black-box test would: drive the
+"""Contract checks for the engine, written from docs/contract.md as a black-box test would: drive the
 `cronstack` command line on a scratch config and compare with the contract's words."""
 
 from __future__ import annotations
@@ -238,7 +238,7 @@ def echo_port() -> Iterator[int]:
 def test_idempotency_key_is_not_treated_as_a_secret(
     tmp_path: Path, cli: CliRun, echo_port: int
 ) -> None:
-    """DESIGN.md puts `task.slot_id` in `Idempotency-Key`; masking that header's value as a
+    """docs/contract.md puts `task.slot_id` in `Idempotency-Key`; masking that header's value as a
     secret masked the run id (a manual run's slot id) in the trigger output."""
     assert is_secret_header("Idempotency-Key") is False
     assert is_secret_header("X-Api-Key") is True

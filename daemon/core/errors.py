@@ -65,7 +65,7 @@ def join_path(base: str, key: str | int) -> str:
 
 
 # --- run-time errors -------------------------------------------------------------------------
-# Each carries the contract's `type` name (DESIGN.md "Errors") and the path of the step that
+# Each carries the contract's `type` name (docs/contract.md "Errors") and the path of the step that
 # raised it, so `error.step` and the run record can point at it.
 
 

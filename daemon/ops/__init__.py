@@ -1,1 +1,2 @@
-"""What makes the daemon operable: logs, metrics, log shipping, dead-man's switch, sd_notify."""
+"""What makes the daemon operable: JSON logs, Prometheus metrics, log shipping, the dead-man's
+switch and heartbeat, and the systemd notify protocol. Started by `daemon.sidecars`."""

@@ -1,1 +1,5 @@
-"""The admin listener: health, metrics, the JSON API and the server-rendered dashboard."""
+"""The admin listener: health, metrics, the JSON API and the server-rendered dashboard.
+
+`server` is the aiohttp app (routes and middleware), `auth` the token, sessions and CSRF,
+`views` the cached task views, `dashboard` the HTML, `client` what the CLI's `--remote` uses.
+"""

@@ -45,7 +45,7 @@ def test_seed_shapes() -> None:
 
 
 def test_defaults() -> None:
-    """Unset fields take DESIGN.md's defaults."""
+    """Unset fields take docs/contract.md's defaults."""
     spec, issues = task_from_value({"name": "t"}, "t.json", "")
     assert issues == []
     assert spec is not None
