@@ -1022,7 +1022,7 @@ def f_regex_replace(pattern: Any, replacement: Any, subject: Any) -> str:
     return compiled.sub(sized, text)
 
 
-_PREG_QUOTE_CHARS: Final = frozenset(".\\+*?[^]$(){}=!<>|:-#/")
+_PREG_QUOTE_CHARS: Final = frozenset(".\\+*?[^]$(){}=!<>|:-#")
 
 
 def f_regex_quote(value: Any, delimiter: Any = None) -> str:
@@ -2193,7 +2193,7 @@ def _csv_dialect(name: str, sep: Any, enclosure: Any, escape: Any) -> dict[str, 
         _text(name, sep if sep is not None else ","),
         _text(name, enclosure if enclosure is not None else '"'),
     )
-    e = _text(name, escape if escape is not None else '"')
+    e = _text(name, escape) if escape is not None else q  # default: a doubled enclosure
     if len(d) != 1 or len(q) != 1 or len(e) > 1:
         raise _fail(name, "separator, enclosure and escape must be single characters")
     return {
@@ -2434,24 +2434,26 @@ def f_decrypt(value: Any, algorithm: Any, key: Any, iv: Any) -> str | bytes:
 
 def _jose_key(name: str, key: Any, alg: str) -> Any:
     from joserfc import jwk
+    from joserfc.errors import SecurityWarning
 
-    if isinstance(key, Mapping):
-        try:
-            return jwk.import_key(dict(key))
-        except Exception as exc:
-            raise _fail(name, f"cannot use the JWK: {exc}") from None
-    raw = _bytes(name, key)
     kind = "oct"
     if alg.startswith(("RS", "PS", "RSA")):
         kind = "RSA"
-    elif alg.startswith("ES") or alg.startswith("ECDH"):
+    elif alg.startswith(("ES", "ECDH")):
         kind = "EC"
     elif alg in ("EdDSA", "Ed25519", "Ed448"):
         kind = "OKP"
-    try:
-        return jwk.import_key(raw, kind)  # type: ignore[call-overload]
-    except Exception as exc:
-        raise _fail(name, f"cannot use the key for {alg}: {exc}") from None
+    # joserfc only warns about weak keys (an HS256 secret under 14 bytes); refuse them.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SecurityWarning)
+        try:
+            if isinstance(key, Mapping):
+                return jwk.import_key(dict(key))
+            return jwk.import_key(_bytes(name, key), kind)  # type: ignore[call-overload]
+        except SecurityWarning as exc:
+            raise _fail(name, f"refuses the key: {exc}") from None
+        except Exception as exc:
+            raise _fail(name, f"cannot use the key for {alg}: {exc}") from None
 
 
 def _jose(name: str, fn: Callable[[], Any]) -> Any:
