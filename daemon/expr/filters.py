@@ -772,7 +772,7 @@ def _sprintf_one(arg: Any, flags: str, width_s: str | None, prec_s: str | None, 
         n = _int("sprintf", arg)
         if n < 0:
             n += 2**64
-        body = format(n, {"x": "x", "X": "X", "o": "o", "b": "b"}[spec])
+        body = format(n, spec)  # x X o b mean the same to format()
     else:
         x = float(_num("sprintf", arg))
         p = 6 if prec is None else prec

@@ -173,10 +173,13 @@ def _abbreviation(dt: datetime) -> str:
     return "GMT" + _offset(dt, False)
 
 
+_SUFFIXES: Final = {1: "st", 2: "nd", 3: "rd"}
+
+
 def _suffix(day: int) -> str:
     if 11 <= day % 100 <= 13:
         return "th"
-    return {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+    return _SUFFIXES.get(day % 10, "th")
 
 
 def _days_in_month(year: int, month: int) -> int:
