@@ -1,4 +1,4 @@
-"""The daemon side of docs/contract.md as a black box: real `cronstack run` processes, `history --json`,
+"""The daemon side of the contract as a black box: real `cronstack run` processes, `history --json`,
 `pause` / `resume`, signals and the admin listener — the way an acceptance test drives it."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Contract checks for the engine, written from docs/contract.md as a black-box test would: drive the
+"""Contract checks for the engine, written from the contract as a black-box test would: drive the
 `cronstack` command line on a scratch config and compare with the contract's words."""
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ class TaskSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     history_retention: Duration | None = None  # overrides `[daemon] history_retention`
     history_max_runs: int | None = None  # overrides `[daemon] history_max_runs`
 
-    # --- effective values (defaults from docs/contract.md "Details that tests rely on") ----------------
+    # --- effective values (defaults: docs/contract.md "Details that tests rely on") -----------
 
     @property
     def cron_expression(self) -> str | None:

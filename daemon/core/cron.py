@@ -40,7 +40,8 @@ def _nearest_weekday(year: int, month: int, day: int) -> int | None:
 class CronSchedule:
     """A validated cron expression evaluated in one IANA timezone.
 
-    Five fields, or six with leading seconds. DST follows Debian cron (docs/contract.md "Cron"): a job at a
+    Five fields, or six with leading seconds. DST follows Debian cron (docs/contract.md "Cron"):
+    a job at a
     fixed local time that falls in a spring-forward gap fires once at the first instant after the
     gap, one whose time repeats in fall-back fires once (the first occurrence); jobs with `*` in the
     minute or hour field fire once per real interval, through both the gap and the repeated hour.

@@ -119,7 +119,8 @@ _SENSITIVE_EXACT = frozenset(
 )
 
 
-# `*-Key` headers that carry no secret: `Idempotency-Key` is where `task.slot_id` goes (docs/contract.md),
+# `*-Key` headers that carry no secret: `Idempotency-Key` is where `task.slot_id` goes
+# (docs/contract.md),
 # and masking it would mask the slot and run ids wherever they are printed.
 _NOT_SENSITIVE = frozenset({"idempotency-key", "x-idempotency-key"})
 

@@ -50,7 +50,8 @@ _MISSING = object()
 class RunContext:
     """State of one run. Steps read resources through it and compiled expressions read names.
 
-    `vars` is the run's single variable scope (docs/contract.md "Variables"); loop iterations that run
+    `vars` is the run's single variable scope (docs/contract.md "Variables"); loop iterations
+    that run
     concurrently get a child context whose `vars` overlays the item variable on the shared scope.
     """
 

@@ -118,7 +118,7 @@ DST_TABLE = [
 
 @pytest.mark.parametrize(("expr", "tz", "after", "expected"), DST_TABLE)
 def test_dst_transitions(expr: str, tz: str, after: str, expected: list[str]) -> None:
-    """Fires around each DST change land on the exact UTC instants docs/contract.md "Cron" defines."""
+    """Fires around each DST change land on the exact UTC instants the contract's "Cron" defines."""
     assert fires(expr, tz, after, len(expected)) == expected
 
 

@@ -181,7 +181,7 @@ async def test_connection_error_hides_the_password(tmp_path: Path) -> None:
 
 
 def test_urls() -> None:
-    """SQLite paths resolve as docs/contract.md says; unknown schemes are rejected; passwords hidden."""
+    """SQLite paths resolve as the contract says; unknown schemes are rejected; passwords hidden."""
     base = Path("/etc/cronstack")
     assert sqlite_path("sqlite:///var/db.sqlite", base) == "/etc/cronstack/var/db.sqlite"
     assert sqlite_path("sqlite:////abs/db.sqlite", base) == "/abs/db.sqlite"

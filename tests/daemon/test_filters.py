@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from daemon.expr.language import MAX_LIST, MAX_STRING
 
 from daemon.core.errors import ExpressionError
 from daemon.expr.filters import (
@@ -20,7 +21,6 @@ from daemon.expr.filters import (
     php_compare,
     strict_equals,
 )
-from daemon.expr.language import MAX_LIST, MAX_STRING
 from daemon.expr.phpdate import parse_format, zone
 
 NOW = 1_758_000_000_000  # 2025-09-16 05:20:00 UTC, a Tuesday

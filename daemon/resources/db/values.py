@@ -20,7 +20,8 @@ _MS = timedelta(milliseconds=1)
 
 
 # --- value conversion -----------------------------------------------------------------------------
-# Time values travel as ms since the epoch (docs/contract.md "Time values"); ISO strings are accepted too.
+# Time values travel as ms since the epoch (docs/contract.md "Time values"); ISO strings are
+# accepted too.
 
 
 def _parse_datetime(value: Any) -> datetime:
