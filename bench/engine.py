@@ -3,7 +3,8 @@
     .venv/bin/python bench/engine.py [--reps 200] [--rows 10000] [--db-repeat 3] [--no-db]
 
 (1) In-memory step dispatch: a 1,000-step stack of Create Variable / Math / Conditional, compiled
-    with daemon.engine.compiler.compile_stack and run with daemon.engine.runner.run_stack (trace included).
+    with daemon.engine.compiler.compile_stack and run with daemon.engine.runner.run_stack
+    (trace included).
     Budget: <= 5 us per step. Context: the same 1,000 assignments as a plain dict loop.
 (2) Compiled expression eval of `orders.length * 2 + offset`. Budget: <= 1 us.
     Context: the same computation as a Python lambda over a dict.
