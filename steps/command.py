@@ -41,7 +41,14 @@ _POLL = 0.02
 _EOF_WAIT = 1.0
 # Variables that address the daemon itself (systemd's notify socket, watchdog and socket
 # activation): a command that saw them could speak for the daemon.
-_DAEMON_ONLY = ("NOTIFY_SOCKET", "WATCHDOG_PID", "WATCHDOG_USEC", "LISTEN_FDS", "LISTEN_PID")
+_DAEMON_ONLY = (
+    "NOTIFY_SOCKET",
+    "WATCHDOG_PID",
+    "WATCHDOG_USEC",
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "LISTEN_FDNAMES",
+)
 _ENV_NAME = re.compile(r"[^=\x00]+")
 _SIZE = re.compile(r"(?i)^\s*(\d+)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*$")
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
