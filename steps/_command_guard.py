@@ -119,6 +119,15 @@ def main(argv: list[str]) -> None:
     # The pidfd names our parent only if it still is our parent after opening it.
     if os.getppid() != daemon:
         os._exit(ORPHANED)
+    # Only stdin, stdout and stderr go on (and our pidfd, for the watcher): an event loop that
+    # does not close inherited descriptors (uvloop) hands over copies of the output pipes, and a
+    # watcher holding those would keep the daemon from seeing the output end.
+    limit = os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 65536
+    if daemon_fd is None:
+        os.closerange(3, limit)
+    else:
+        os.closerange(3, daemon_fd)
+        os.closerange(daemon_fd + 1, limit)
     leader = os.getpid()
     # Until the watcher has left the group, a SIGTERM to the group must not take it away; the
     # command gets the default back below, before exec.
@@ -132,6 +141,8 @@ def main(argv: list[str]) -> None:
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
+        if null > 2:
+            os.close(null)
         try:
             _watch(daemon, daemon_fd, leader)
         finally:
