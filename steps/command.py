@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -445,12 +446,19 @@ class RunCommand(Step):
             await end_group(pgid, KILL_GRACE)
             raise
         finally:
-            for task in io:
-                task.cancel()
-            await asyncio.gather(*io, return_exceptions=True)
-            if transport.get_returncode() is None:
-                _signal_group(pgid, signal.SIGKILL)
-            transport.close()
+            try:
+                for task in io:
+                    task.cancel()
+                await asyncio.gather(*io, return_exceptions=True)
+                if transport.get_returncode() is None:
+                    # Let the child watcher collect it: closing the transport first would reap
+                    # it behind the watcher's back.
+                    _signal_group(pgid, signal.SIGKILL)
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(_EOF_WAIT):
+                            await protocol.exited.wait()
+            finally:
+                transport.close()
         duration_ms = int((time.monotonic() - started) * 1000)
         tail = SECRETS.mask(err.tail_text())
         if timed_out:
