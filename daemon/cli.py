@@ -1,4 +1,4 @@
-"""The `cronstack` command line: run, check, trigger, history, pause, resume."""
+"""The `cronstack` command line: run, check, trigger, history, pause, resume, import-crontab."""
 
 from __future__ import annotations
 
@@ -410,6 +410,63 @@ async def _set_paused(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- import-crontab ---------------------------------------------------------------------------
+
+
+def _import_crontab(args: argparse.Namespace) -> int:
+    """Convert a crontab to TOML tasks: the file on stdout (or -o), every note on stderr."""
+    from pathlib import Path
+
+    from daemon.config.crontab import convert, to_toml
+
+    if args.timezone is not None:
+        try:
+            ZoneInfo(args.timezone)
+        except (KeyError, ValueError):
+            print(f'error: unknown timezone "{args.timezone}"', file=sys.stderr)
+            return EXIT_INVALID
+    source = "<stdin>" if args.file == "-" else args.file
+    try:
+        raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    except OSError as exc:
+        print(f"error: cannot read {source}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_INVALID
+    text = raw.decode("utf-8", errors="replace")
+    if "\ufffd" in text and "\ufffd".encode() not in raw:
+        print(f"{source}: warning: not UTF-8; undecodable bytes became U+FFFD", file=sys.stderr)
+    if not args.system and source.startswith(("/etc/crontab", "/etc/cron.d/")):
+        print(
+            f"{source}: warning: a system crontab has a user field: use --system", file=sys.stderr
+        )
+    conversion = convert(text, system=args.system, timezone=args.timezone)
+    for note in conversion.notes:
+        print(note.format(source), file=sys.stderr)
+    if any(t.timezone is None for t in conversion.tasks):
+        print(
+            f"{source}: note: tasks without CRON_TZ use [daemon] timezone; cron used this "
+            "machine's local time (--timezone TZ sets one for all)",
+            file=sys.stderr,
+        )
+    output = to_toml(conversion, source=source)
+    if args.output:
+        try:
+            Path(args.output).write_text(output, encoding="utf-8")
+        except OSError as exc:
+            print(f"error: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_FAILED
+    else:
+        sys.stdout.write(output)
+        sys.stdout.flush()
+    skipped = len(conversion.skipped)
+    print(
+        f"{len(conversion.tasks)} task(s) from {source}"
+        + (f" written to {args.output}" if args.output else "")
+        + (f"; {skipped} line(s) skipped (see above)" if skipped else ""),
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
 # --- entry point ------------------------------------------------------------------------------
 
 
@@ -446,6 +503,16 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("pause", "resume"):
         p = with_config(sub.add_parser(name, help=f"{name} a task"))
         p.add_argument("task")
+
+    crontab = sub.add_parser(
+        "import-crontab", help="convert a crontab into TOML tasks (to review, then `check`)"
+    )
+    crontab.add_argument("file", help='crontab file ("-" reads standard input)')
+    crontab.add_argument(
+        "--system", action="store_true", help="/etc/crontab format (a user field per line)"
+    )
+    crontab.add_argument("--timezone", metavar="TZ", help="IANA timezone for the tasks")
+    crontab.add_argument("-o", "--output", metavar="OUT.toml", help="write here, not stdout")
     return parser
 
 
@@ -455,6 +522,8 @@ def main(argv: list[str] | None = None) -> int:
         from daemon.service import main as run_main
 
         return run_main(args)
+    if args.command == "import-crontab":
+        return _import_crontab(args)
     # One-shot commands log to stderr so `--json` output on stdout stays one document; a
     # triggered run's own Log steps (info) are part of what the user asked to see.
     level = "info" if args.command == "trigger" else "warning"

@@ -116,6 +116,34 @@ class CacheError(RunError):
     type_name = "CacheError"
 
 
+class CommandError(RunError):
+    """A Run Command step failed: an exit code outside `ok_exit_codes`, or it could not start.
+
+    Carries `exit_code` (None when it never ran; negative: killed by that signal) and `stderr`,
+    the last 1 KiB of its standard error.
+    """
+
+    type_name = "CommandError"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        exit_code: int | None = None,
+        stderr: str = "",
+        step: str | None = None,
+    ) -> None:
+        super().__init__(message, step=step, exit_code=exit_code, stderr=stderr)
+        self.exit_code = exit_code
+        self.stderr = stderr
+
+
+class PythonError(RunError):
+    """A Call Python step failed: the function raised, or returned a value that is not JSON."""
+
+    type_name = "PythonError"
+
+
 class StepTimeoutError(RunError, TimeoutError):
     """A step or the whole run exceeded its timeout."""
 

@@ -59,7 +59,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from daemon.core.errors import ExpressionError
 from daemon.expr import phpdate
-from daemon.expr.language import MAX_INT, MAX_LIST, MAX_STRING, render
+from daemon.expr.values import MAX_INT, MAX_LIST, MAX_STRING, render
 
 __all__ = [
     "FILTERS",
