@@ -647,8 +647,10 @@ class InputParam(Node):
     schema: tuple[InputParam, ...] | None = None
 
     def dump(self) -> str:
-        type_ = self.type + ("[]" if self.is_list else "") + ("?" if self.nullable else "")
-        parts = [type_, self.name + ("?" if self.optional else "")]
+        list_part = f"[{self.list_bounds or ''}]" if self.is_list else ""
+        parts = [self.type + list_part + ("?" if self.nullable else "")]
+        if self.name:
+            parts.append(self.name + ("?" if self.optional else ""))
         if self.default is not None:
             parts.append(f"(default {self.default.dump()})")
         if self.filters:

@@ -189,7 +189,10 @@ _BRANCH_WORDS: Final = {
 _TIMESTAMP = re.compile(r"(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})([+-])(\d{2})(\d{2})\Z")
 _LEAD = re.compile(r"(?:[ \t\f\v\n]+|//[^\n]*)*")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_OTHER_NAME = re.compile(r"[ \t\f\v]*(?:([A-Za-z_][A-Za-z0-9_/]*)|\"((?:[^\"\\\n]|\\.)*)\")")
+# a name: a word, a path whose segments may be {params} (query users/{id}), or "quoted"
+_OTHER_NAME = re.compile(
+    r'[ \t\f\v]*(?:([A-Za-z_](?:[A-Za-z0-9_/.\-]|\{[A-Za-z0-9_]*\})*)|"((?:[^"\\\n]|\\.)*)")'
+)
 _SKIP = re.compile(
     r'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\''
     r"|```[\s\S]*?```|`(?:[^`\\]|\\.)*`|//[^\n]*|[{}]|\n[A-Za-z_][A-Za-z0-9_]*"
@@ -357,7 +360,8 @@ class _Parser:
         if tok.kind == IDENT:
             word = tok.text
             if word in _WORD_OPS:
-                return word, _CMP, 1
+                # `search: …` after a value starts the next key of a comma-less object
+                return None if self.peek().kind == ":" else (word, _CMP, 1)
             if word == "not":
                 after = self.peek()
                 if after.kind == IDENT and after.text in _NEGATABLE_WORDS:
@@ -578,18 +582,31 @@ class _Parser:
         info = self.binary_op(after)
         is_operator = (info is not None and self.continues(after, info[0])) or after.kind == "?"
         if not last_had_args and is_operator and not self.expr_mode:
-            line_end = self.text.find("\n", after.pos)
-            rest = self.text[after.pos : line_end if line_end >= 0 else len(self.text)].strip()
-            if len(rest) > 40:
-                rest = rest[:39] + "…"
             self.fail(
                 "a filter without arguments cannot be followed by an operator: "
-                f"write ({self.text[start.pos : end]}) {rest}",
+                f"write ({self.text[start.pos : end]}) {self.rest_of_operand()}",
                 after,
             )
         if node is None:  # every filter of a subject-less chain was disabled
             return NullLit(line=start.line, column=start.column)
         return node
+
+    def rest_of_operand(self) -> str:
+        """Source from the current token to the end of the enclosing item (for messages)."""
+        depth = 0
+        last = self.tok
+        for tok in self.tokens[self.i : self.i + 40]:
+            closes = tok.kind in (")", "]", "}")
+            ends = closes or tok.kind in (",", EOF) or tok.nl
+            if depth == 0 and tok is not self.tok and ends:
+                break
+            if tok.kind in ("(", "[", "{"):
+                depth += 1
+            elif closes:
+                depth -= 1
+            last = tok
+        text = " ".join(self.text[self.tok.pos : last.end].split())
+        return text if len(text) <= 40 else text[:39] + "…"
 
     def parse_group(self) -> Expr:
         tok = self.advance()
@@ -606,10 +623,16 @@ class _Parser:
         return inner
 
     def separator(self, close: str, opener: Token, what: str) -> None:
-        """Consume the comma or accept the newline between two items of a literal."""
+        """Consume the comma or accept the newline between two items of a literal.
+
+        Objects also accept a next `key:` on the same line without a comma (exports write
+        `{pre: [...] post: [...]}`): a key followed by ":" cannot continue a value.
+        """
         tok = self.tok
         if tok.kind == ",":
             self.advance()
+        elif close == "}" and tok.kind in (IDENT, STR, INT) and self.peek().kind == ":":
+            return
         elif tok.kind != close and not tok.nl:
             self.fail(
                 f'expected "," or "{close}" in the {what} opened at line {opener.line}, '
@@ -918,8 +941,7 @@ class _Parser:
                 continue
             if tok.kind == IDENT and self.peek().kind == ":":
                 self.fail(
-                    f'write "{tok.text} = value" in a statement block ("key: value" is '
-                    "for objects)",
+                    f'write "{tok.text} = …" in a statement block ("{tok.text}: …" is for objects)',
                     self.peek(),
                 )
             if tok.kind == IDENT:
