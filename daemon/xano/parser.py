@@ -1,7 +1,8 @@
 """XanoScript parser: a `.xs` document's tokens → TaskDoc / FunctionDoc / OtherDoc with positions.
 
-Recursive descent for documents and statements, precedence climbing for expressions. The
-rules a reader of this file needs (XANOSCRIPT.md section numbers in brackets):
+Recursive descent for documents and statements; binary operators by an operator stack (so
+long operator chains cost no recursion). The rules a reader of this file needs (XANOSCRIPT.md
+section numbers in brackets):
 
 Expressions
 - Precedence, loosest first (§3.2, §6.30): `?:` < `??` < `||` < `&&` < comparisons (`== != ===
@@ -169,7 +170,8 @@ _CONTINUATION: Final = frozenset(
     | {"*", "/", "%"}
 )
 _NO_NULL_IGNORE: Final = frozenset({"=", "search", ".."})
-_CONDITION_OPS: Final = frozenset(op for op, p in _SYMBOL_OPS.items() if p in (_OR, _AND, _CMP))
+# binary operators that compute a value; every other one (comparisons, db words, && ||) is a test
+_VALUE_OPS: Final = frozenset({"+", "-", "~", "*", "/", "%", "..", "??"})
 _CAST_TYPES: Final = frozenset(
     {"int", "text", "decimal", "bool", "array", "object", "timestamp", "expr"}
 )
@@ -221,9 +223,7 @@ def _position(text: str, pos: int) -> tuple[int, int]:
 
 def _is_condition(expr: Expr) -> bool:
     """Whether `$arr[expr]` filters the array rather than indexing it (see module docstring)."""
-    if isinstance(expr, Binary) and (expr.op in _CONDITION_OPS or expr.op in _WORD_OPS):
-        return True
-    if isinstance(expr, Binary) and expr.op.startswith("not "):
+    if isinstance(expr, Binary) and expr.op not in _VALUE_OPS:
         return True
     if isinstance(expr, Unary) and expr.op == "!":
         return True
@@ -492,7 +492,7 @@ class _Parser:
                 self.fail("a column reference is written $db.<table>.<column>", tok)
             column_name = parts[1] if len(parts) > 1 else None
             return DbRef(table=parts[0], column_name=column_name, line=line, column=column)
-        if name == "this" or name in _SPECIAL_VARS:
+        if name in _SPECIAL_VARS:
             return Special(name=name, line=line, column=column)
         return Var(name=name, line=line, column=column)
 

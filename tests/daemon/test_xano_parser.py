@@ -7,6 +7,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from daemon.core.errors import Issue
 from daemon.xano import (
@@ -405,6 +407,14 @@ STATEMENTS = [
         "(db.query t (where (&& (== $db.t.a 1) (== $db.t.b 2))) (search $x))",
     ),
     ("security.create_uuid\nvar $x { value = 1 }", "(security.create_uuid) (var $x (value 1))"),
+    (
+        'db.get t { field_name = "id" field_value = 1 } as $cache.user',
+        '(db.get t (field_name "id") (field_value 1) -> $cache.user)',
+    ),
+    (
+        'function.run "HubSpot/Hubspot -> Update Object" as $h',
+        '(function.run "HubSpot/Hubspot -> Update Object" -> $h)',
+    ),
 ]
 
 
@@ -684,6 +694,66 @@ def test_function_document() -> None:
     assert doc.response is not None and doc.response.dump() == "$x"
 
 
+def test_real_export_style_task() -> None:
+    """§5.3: a task as real exports write it (comments, empty stack, guid last, `+` on text)."""
+    source = (
+        "// Notify when parts arrive\n"
+        "\n"
+        'task "Bob\'s partsArrival" {\n'
+        "  // inside the task, before the stack\n"
+        "  stack {\n"
+        "    // a comment between statements\n"
+        "    db.query parts {\n"
+        "      where = $db.parts.arrived == true\n"
+        "    } as $arrived\n"
+        "\n"
+        "    foreach ($arrived) {\n"
+        "      each as $part {\n"
+        "        conditional {\n"
+        "          if (`$part.reserve_met`) {\n"
+        "          }\n"
+        "        }\n"
+        "\n"
+        "        db.edit parts {\n"
+        '          field_name = "id"\n'
+        "          field_value = $part.id\n"
+        '          data = {notified_at: "now"}\n'
+        "        }\n"
+        "\n"
+        "        debug.log {\n"
+        '          value = "Part " + $part.id + " arrived"\n'
+        "        }\n"
+        "      }\n"
+        "    }\n"
+        "  }\n"
+        "\n"
+        "  schedule = [{starts_on: 2025-05-01 10:00:00+0000, freq: 120}]\n"
+        '  guid = "9f0c"\n'
+        "}\n"
+    )
+    doc = parse_document(source, "task/bob_s_parts_arrival.xs")
+    assert isinstance(doc, TaskDoc)
+    assert (doc.name, doc.description, doc.guid) == (
+        "Bob's partsArrival",
+        "Notify when parts arrive",
+        "9f0c",
+    )
+    assert [s.dump() for s in doc.stack] == [
+        "(db.query parts (where (== $db.parts.arrived true)) -> $arrived)",
+        "(foreach $arrived $part (conditional (if (` $part.reserve_met)))"
+        ' (db.edit parts (field_name "id") (field_value $part.id) (data {notified_at: "now"}))'
+        ' (debug.log (value (+ (+ "Part " $part.id) " arrived"))))',
+    ]
+    empty = parse_document("task camelCaseTask {\n  stack {}\n}\n", "t.xs")
+    assert isinstance(empty, TaskDoc) and empty.stack == ()
+
+
+def test_function_name_as_a_static_path() -> None:
+    """An unquoted function name may be an `a/b` path (§2.2)."""
+    doc = parse_document("function utils/format_date {\n  stack {\n  }\n}\n", "f.xs")
+    assert isinstance(doc, FunctionDoc) and doc.name == "utils/format_date"
+
+
 def test_function_old_response_block() -> None:
     """Old beta `response { value = … }` reads as the response expression (§5.2)."""
     doc = parse_document(
@@ -932,3 +1002,29 @@ def test_input_size_is_capped() -> None:
     source = "task t {\n  stack {\n  }\n}\n" + "//" + "x" * MAX_SOURCE_CHARS
     error = syntax_error(source)
     assert "file too large" in error.message and (error.line, error.column) == (1, 1)
+
+
+# pieces of XanoScript, valid and broken, for the fuzz test below
+_PIECES = [
+    *("task t {", "stack {", "}", "{", "(", ")", "[", "]", "\n", " ", "$x", "$$", "$db.t.c"),
+    *("|", ":", '"s"', "'q'", '"""\n a\n"""', "`", "```", "!", "-", "1", "1.5", "..", "..."),
+    *(",", "=", "==", "?", "??", "&&", "~", "in", "not", "if", "elseif", "else", "each", "as"),
+    *("var", "conditional", "foreach", "switch", "case", "break", "try_catch", "catch"),
+    *("schedule", "events", "starts_on", "2025-01-01 00:00:00+0000", "//c\n", "filters=a|b:1"),
+    *("input", "response", "value", ".", "$0", "now", "!int", "@>", "group", "return", "#"),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=40), st.booleans())
+def test_fuzz_only_syntax_errors(pieces: list[str], wrap: bool) -> None:
+    """Whatever the input, the parser returns a document or raises XanoSyntaxError inside it."""
+    source = "".join(pieces)
+    if wrap:
+        source = f"task t {{\n  stack {{\n{source}\n  }}\n}}\n"
+    for parse in (lambda text: parse_document(text, "t.xs"), parse_expression):
+        try:
+            parse(source)
+        except XanoSyntaxError as error:
+            assert 1 <= error.line <= source.count("\n") + 1
+            assert error.column >= 1
