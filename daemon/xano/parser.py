@@ -1287,10 +1287,9 @@ class _Parser:
             if isinstance(value, IntLit) and value.value < 0:
                 self.fail("history must not be negative", key)
             return value.value
-        if isinstance(value, StrLit | Ident) and (
-            (value.value if isinstance(value, StrLit) else value.name) in ("inherit", "all")
-        ):
-            return value.value if isinstance(value, StrLit) else value.name
+        word = value.value if isinstance(value, StrLit) else getattr(value, "name", None)
+        if isinstance(value, StrLit | Ident) and word in ("inherit", "all"):
+            return word
         if isinstance(value, ObjectLit):  # older exports: history = {inherit: true}
             entry = value.entries[0] if len(value.entries) == 1 else None
             if (
