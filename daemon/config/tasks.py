@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -124,12 +125,19 @@ class LoadedTask:
     file: str  # as written relative to the config folder, e.g. "tasks/report.json"
     index: int | None = None  # position in a list file
     base_path: str = ""  # prefix for Issue paths: "" for one task per file, "[2]" in a list file
-    line: int | None = None  # where the task starts, when the format tells
+    # Where the task starts, when the format tells (see `line`).
+    located: int | _LazyLine | None = None
     display: str = field(default="")  # the file name for Issue.file (relative to the cwd)
 
     def __post_init__(self) -> None:
         if not self.display:
             self.display = self.file
+
+    @property
+    def line(self) -> int | None:
+        """The task's first line in its file, when the format tells."""
+        located = self.located
+        return located.get() if isinstance(located, _LazyLine) else located
 
     @property
     def name(self) -> str:
@@ -208,11 +216,23 @@ def _is_step(value: Any) -> bool:
     return isinstance(value, dict) and "function" in value
 
 
+class _LazyLine:
+    """An item's start line, found when a message first asks for it (see jsonc.ItemLines)."""
+
+    __slots__ = ("index", "lines")
+
+    def __init__(self, lines: Sequence[int], index: int) -> None:
+        self.lines, self.index = lines, index
+
+    def get(self) -> int:
+        return self.lines[self.index]
+
+
 # (raw task value, start line) pairs, and whether they come from a list (indexed) file.
-_Located = list[tuple[Any, int | None]]
+_Located = list[tuple[Any, "int | _LazyLine | None"]]
 
 
-def _shape(values: list[tuple[Any, int | None, list[int]]], file: str) -> tuple[_Located, bool]:
+def _shape(values: list[tuple[Any, int | None, Sequence[int]]], file: str) -> tuple[_Located, bool]:
     """Decide what a file's top-level values are: the raw tasks with their lines, and is-a-list.
 
     A file holds one task, a list of tasks, several concatenated tasks, or (seed snippets pasted
@@ -222,8 +242,9 @@ def _shape(values: list[tuple[Any, int | None, list[int]]], file: str) -> tuple[
         items, line, item_lines = values[0]
         if items and all(_is_step(v) for v in items):
             return [({"function_stack": items}, line)], False
-        lines: list[int | None] = list(item_lines) if len(item_lines) == len(items) else []
-        return list(zip(items, lines or [None] * len(items), strict=True)), True
+        if len(item_lines) != len(items):
+            return [(item, None) for item in items], True
+        return [(item, _LazyLine(item_lines, i)) for i, item in enumerate(items)], True
     if all(_is_step(v) for v, _, _ in values):
         return [({"function_stack": [v for v, _, _ in values]}, values[0][1])], False
     return [(v, line) for v, line, _ in values], len(values) > 1
@@ -231,7 +252,7 @@ def _shape(values: list[tuple[Any, int | None, list[int]]], file: str) -> tuple[
 
 def _read_values(
     path: Path, display: str
-) -> tuple[list[tuple[Any, int | None, list[int]]], list[Issue]]:
+) -> tuple[list[tuple[Any, int | None, Sequence[int]]], list[Issue]]:
     """Parse a task file into its top-level values (with start lines where the format has them)."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -302,7 +323,7 @@ def load_task_file(
                     file=file or display_name,
                     index=index if is_list else None,
                     base_path=base,
-                    line=line,
+                    located=line,
                     display=display_name,
                 )
             )
