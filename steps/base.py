@@ -121,6 +121,11 @@ class Step:
     display_name: ClassVar[str] = ""  # the seed's name, e.g. "Query All Records"
     aliases: ClassVar[tuple[str, ...]] = ()  # extra accepted names, e.g. "Try-Catch-Finally"
 
+    # Whether `run` may wait (I/O, a timer, a task group): a task none of whose steps waits runs
+    # to its end inside the scheduler's batch, without an asyncio task of its own. Anything
+    # that waits, or needs to know the current task (timeouts, task groups), must say True.
+    waits: ClassVar[bool] = True
+
     __slots__ = ("path", "return_variable")
 
     def __init__(self, spec: Any, c: StepCompiler) -> None:
@@ -135,6 +140,10 @@ class Step:
     def children(self) -> Sequence[Sequence[Step]]:
         """Child step lists (for introspection); leaf steps have none."""
         return ()
+
+    def may_wait(self) -> bool:
+        """Whether running this step, children included, may wait (see `waits`)."""
+        return type(self).waits or any(s.may_wait() for group in self.children() for s in group)
 
 
 class Registry:

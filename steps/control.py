@@ -22,6 +22,8 @@ _log = structlog.get_logger("cronstack.task")
 class Conditional(Step):
     """Run `true_steps` when `condition` is truthy, else `false_steps`."""
 
+    waits = False
+
     class Spec(StepSpec, kw_only=True, forbid_unknown_fields=True):
         condition: Any
         true_steps: list[Any] = []
@@ -55,6 +57,8 @@ class Loop(Step):
     body sets land in the run's one scope. With concurrency > 1 the first failing iteration
     cancels the others and its error fails the loop.
     """
+
+    waits = False  # unless iterations run concurrently (a task group): see may_wait
 
     class Spec(StepSpec, kw_only=True, forbid_unknown_fields=True):
         input_array: Any
@@ -133,6 +137,9 @@ class Loop(Step):
     def children(self) -> Sequence[Sequence[Step]]:
         return (self._steps,)
 
+    def may_wait(self) -> bool:
+        return self._concurrency > 1 or super().may_wait()
+
 
 class TryCatch(Step):
     """Run `try_steps`; on a step error run `catch_steps` with `error` bound; then `finally_steps`.
@@ -141,6 +148,8 @@ class TryCatch(Step):
     caught error, after an error in catch (which then propagates) and after Return; they are
     skipped when the run is cancelled (timeout, shutdown), which must stop promptly.
     """
+
+    waits = False
 
     class Spec(StepSpec, kw_only=True, forbid_unknown_fields=True):
         try_steps: list[Any] = []
@@ -194,6 +203,8 @@ class TryCatch(Step):
 class ThrowError(Step):
     """Fail with a StepError carrying `message` and `type` (what `error.type` shows in catch)."""
 
+    waits = False
+
     class Spec(StepSpec, kw_only=True, forbid_unknown_fields=True):
         message: Any = "error"
         type: str = "StepError"
@@ -216,6 +227,8 @@ class ThrowError(Step):
 
 class Return(Step):
     """End the whole stack successfully with `value` as the run's result."""
+
+    waits = False
 
     class Spec(StepSpec, kw_only=True, forbid_unknown_fields=True):
         value: Any = None
@@ -273,6 +286,8 @@ _LEVELS = ("debug", "info", "warning", "error")
 
 class Log(Step):
     """Emit a structured `task_log` event with `message` (any value) at `level`."""
+
+    waits = False
 
     class Spec(StepSpec, kw_only=True, forbid_unknown_fields=True):
         message: Any = None

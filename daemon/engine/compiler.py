@@ -63,6 +63,9 @@ class CompiledTask:
     expect_success_within: float | None
     fingerprint: bytes = b""
     warnings: list[Issue] = field(default_factory=list)
+    # No timeout and no step that may wait: the scheduler runs it to its end inside its batch,
+    # without an asyncio task of its own (see `Step.waits`).
+    inline: bool = False
 
 
 _MSGSPEC_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
@@ -452,6 +455,7 @@ def compile_task(
         expect_success_within=expect,
         fingerprint=msgspec.json.encode(spec),
         warnings=[i for i in issues if i.severity == "warning"],
+        inline=timeout is None and not any(s.may_wait() for s in [*steps, *(on_failure or ())]),
     )
     return task, issues
 

@@ -83,8 +83,13 @@ async def run_stack(
     structlog.contextvars.bind_contextvars(task=task_name, run_id=run_id)
     try:
         try:
-            async with asyncio.timeout(timeout):
+            if timeout is None:
+                # No timeout context: asyncio.timeout binds to the current task, which a run the
+                # scheduler starts inline does not have.
                 await ctx.run_steps(steps)
+            else:
+                async with asyncio.timeout(timeout):
+                    await ctx.run_steps(steps)
         except ReturnSignal as ret:
             result.value = ret.value
         except RunError as exc:
