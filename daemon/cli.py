@@ -544,7 +544,10 @@ def main(argv: list[str] | None = None) -> int:
         "pause": _set_paused,
         "resume": _set_paused,
     }
-    return asyncio.run(handlers[args.command](args))
+    try:
+        return asyncio.run(handlers[args.command](args))
+    finally:
+        logs.flush()  # lines of the loop's last turn
 
 
 if __name__ == "__main__":

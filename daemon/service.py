@@ -18,6 +18,7 @@ from daemon.bootstrap import Loaded, close_resources, load, policies_from_config
 from daemon.core.aio import BackgroundTasks
 from daemon.core.durations import parse_duration
 from daemon.core.errors import ConfigError, Issue
+from daemon.core.runs import LogRecorder
 from daemon.ops import logs
 from daemon.ops.sdnotify import Notifier
 from daemon.resources.bundle import Resources
@@ -143,11 +144,12 @@ class Service:
                 await close_resources(loaded.resources)
                 return EXIT_FAILED
             store.start()
+            store.log_outcome = logs.log_outcome
         self.scheduler = Scheduler(
             loaded.tasks,
             loaded.resources,
             clock=clock,
-            recorder=store,
+            recorder=store or LogRecorder(logs.log_outcome),
             claims=store,
             resume_from=last_slots,
             max_concurrent_runs=daemon_spec.max_concurrent_runs,
@@ -375,5 +377,8 @@ def main(args: argparse.Namespace) -> int:
 
     logs.configure(level="info", fmt="json")
     path = resolve_config_path(getattr(args, "config", None), os.environ)
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        return runner.run(Service(path).run())
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            return runner.run(Service(path).run())
+    finally:
+        logs.flush()  # lines of the loop's last turn

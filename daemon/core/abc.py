@@ -35,7 +35,14 @@ class Claimer(Protocol):
     (another process owns the slot), BUSY (a live run of the task elsewhere; recorded skipped) or
     EARLY (not due yet by the store's clock; nothing recorded, fired again later).
 
-    A coroutine function will do; the state store returns a future (no task per claim)."""
+    A coroutine function will do; the state store returns a future (no task per claim).
+
+    `exclusive` is true when this process alone runs the store's tasks (a SQLite store, held by
+    a file lock): a run with no effect outside the process (an inline task, `CompiledTask.inline`)
+    then needs no claim before it runs — nobody else can run its slot, and a crash mid-run
+    leaves nothing behind to account for — and its final row is its only write."""
+
+    exclusive: bool
 
     def claim(self, claim: Claim) -> Awaitable[str]: ...
 

@@ -13,6 +13,7 @@ import structlog
 from daemon.core.errors import ReturnSignal, RunError
 from daemon.core.runs import (
     CANCELLED,
+    CURRENT_RUN,
     DEADMAN,
     FAILED,
     SUCCEEDED,
@@ -80,7 +81,7 @@ async def run_stack(
         finished_at=started,
         trace=ctx.trace,
     )
-    structlog.contextvars.bind_contextvars(task=task_name, run_id=run_id)
+    bound = CURRENT_RUN.set((task_name, run_id))
     try:
         try:
             if timeout is None:
@@ -115,7 +116,7 @@ async def run_stack(
         result.finished_at = int(time.time() * 1000)
         return result
     finally:
-        structlog.contextvars.unbind_contextvars("task", "run_id")
+        CURRENT_RUN.reset(bound)
 
 
 async def _run_on_failure(
@@ -144,11 +145,11 @@ async def run_alert(task: CompiledTask, resources: Resources, error: dict[str, A
         data_source=task.data_source,
         started_ms=now,
     )
-    structlog.contextvars.bind_contextvars(task=task.name, run_id=run_id)
+    bound = CURRENT_RUN.set((task.name, run_id))
     try:
         await _run_on_failure(ctx, task.on_failure or (), error)
     finally:
-        structlog.contextvars.unbind_contextvars("task", "run_id")
+        CURRENT_RUN.reset(bound)
 
 
 async def run_task(

@@ -387,12 +387,15 @@ class Scheduler:
                 if pending:
                     self._spawn(self._record(*pending))
                 if starting:
-                    if self.claims is None:
-                        await self._begin_batch(starting)
-                    else:
-                        batch_task = self._spawn(self._claim_then_begin(starting))
+                    claimed = [r for r in starting if self._needs_claim(r)]
+                    if claimed:
+                        batch_task = self._spawn(self._claim_then_begin(claimed))
                         self._batches.add(batch_task)
                         batch_task.add_done_callback(self._batches.discard)
+                    if len(claimed) < len(starting):
+                        if claimed:
+                            starting = [r for r in starting if not self._needs_claim(r)]
+                        await self._begin_batch(starting)
                 continue
             deadline = buckets[heap[0]][0][2] if heap else None
             await self.clock.sleep_until(deadline, self._wake)
@@ -698,9 +701,14 @@ class Scheduler:
 
     # --- one fire, all its attempts -------------------------------------------------------------
 
+    def _needs_claim(self, run: _Run) -> bool:
+        claims = self.claims
+        return claims is not None and not (claims.exclusive and run.definition.inline)
+
     async def _claim(self, run: _Run) -> bool:
         """Own this attempt in the state store before it can have any side effect."""
-        if self.claims is None:
+        claims = self.claims
+        if claims is None or not self._needs_claim(run):
             return True
         task = run.definition
         try:
@@ -708,7 +716,7 @@ class Scheduler:
             # to the store; the cancel handler waits for it so the final row updates it. A
             # claim made by the fire's batch is answered already: awaiting it does not suspend.
             ahead, run.claimed_ahead = run.claimed_ahead, None
-            run.claiming = ahead or asyncio.ensure_future(self.claims.claim(self._claim_of(run)))
+            run.claiming = ahead or asyncio.ensure_future(claims.claim(self._claim_of(run)))
             answer = await asyncio.shield(run.claiming)
         except asyncio.CancelledError:
             raise
@@ -769,7 +777,7 @@ class Scheduler:
             if waits:
                 # overlap replace: the cancelled run winds down (and is recorded) first.
                 await asyncio.wait(waits)
-            if self.claims is not None and not await self._claim(run):
+            if not await self._claim(run):
                 return
             if task.jitter > 0 and run.origin != "manual":
                 await self.clock.sleep(self._rng.uniform(0.0, task.jitter))

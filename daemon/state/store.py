@@ -7,7 +7,7 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,8 @@ from daemon.core.runs import (
     SKIPPED,
     WON,
     Claim,
-    LogRecorder,
     Outcome,
+    log_outcome,
 )
 from daemon.core.secrets import mask_value
 from daemon.resources.db import create_datasource
@@ -44,6 +44,10 @@ TRACE_OUTPUT_BYTES = 2048
 # Rows deleted per retention statement, so pruning never holds long locks.
 PRUNE_BATCH = 500
 PRUNE_INTERVAL = 60.0
+# Each task's latest slot considered is saved this often (and at close): catch-up after a
+# restart starts there. Saving it with every flush wrote a row per task 5 times a second; a
+# slot saved late is harmless (its row exists, so a catch-up of it is refused by the key).
+SLOTS_INTERVAL = 5.0
 # Write-behind: flush at this many queued writes, or this long after the first one.
 FLUSH_ROWS = 500
 FLUSH_INTERVAL = 0.2
@@ -67,11 +71,10 @@ class _Pending:
     """Queued writes, grouped by statement shape."""
 
     updates: list[tuple[Any, ...]] = field(default_factory=list)  # fenced final states
-    inserts: list[tuple[Any, ...]] = field(default_factory=list)  # rows that never ran
-    slots: dict[str, int] = field(default_factory=dict)  # task -> latest slot considered
+    inserts: list[tuple[Any, ...]] = field(default_factory=list)  # rows without a claim
 
     def __len__(self) -> int:
-        return len(self.updates) + len(self.inserts) + len(self.slots)
+        return len(self.updates) + len(self.inserts)
 
 
 def trace_summary(outcome: Outcome) -> list[dict[str, Any]] | None:
@@ -144,10 +147,13 @@ class StateStore:
         self.default_policy = TaskPolicy(True, retention, max_runs)
         self.policies: dict[str, TaskPolicy] = {}
         self.flush_interval = flush_interval
-        self.logger = LogRecorder()
+        # Writes the outcome's log line (the service passes ops.logs.log_outcome).
+        self.log_outcome: Callable[[Outcome], None] = log_outcome
         self._owned: dict[str, str] = {}  # run_id -> lease token of our running rows
         self._pending = _Pending()
         self._flushing: _Pending | None = None
+        self._slots: dict[str, int] = {}  # task -> latest slot considered, not saved yet
+        self._slots_saved = time.monotonic()
         self._has_work = asyncio.Event()
         self._full = asyncio.Event()  # FLUSH_ROWS queued (or closing): flush without waiting
         self._flushed = asyncio.Event()
@@ -156,6 +162,9 @@ class StateStore:
         self._background = BackgroundTasks("store_task_failed")
         self._lock: FileLock | None = None
         self._closed = False
+        # Claimer: a SQLite store serves one process (file lock): runs without outside effects
+        # need no claim (see core.abc.Claimer).
+        self.exclusive = not self.dialect.shared_clock
         self.writes = 0  # statements that wrote, for benchmarks
         self.claiming = 0  # claims waiting for the database (tests on a fake clock wait for 0)
 
@@ -173,6 +182,11 @@ class StateStore:
             self._lock.acquire()
         try:
             await self._open_ds()
+            if isinstance(self.ds, SqliteDataSource):
+                # WAL with synchronous=NORMAL: a commit survives a crash of the process (the WAL
+                # is in the OS's hands); only a power cut can lose the last moments of history,
+                # never corrupt it. FULL's fsync per commit cost a flush's worth of latency.
+                await self.ds.execute("PRAGMA synchronous=NORMAL", [])
             await migrate(self.ds)
             if exclusive:
                 now = int(time.time() * 1000)
@@ -224,9 +238,9 @@ class StateStore:
         self._full.set()
         try:
             async with asyncio.timeout(timeout):
-                while len(self._pending) or self._flushing is not None:
+                while len(self._pending) or self._slots or self._flushing is not None:
                     if not self._background:
-                        await self.flush()
+                        await self.flush(slots=True)
                     else:
                         self._has_work.set()
                         self._flushed.clear()
@@ -337,9 +351,9 @@ class StateStore:
                 results[c.run_id] = EARLY
                 continue
             if c.trigger in ("schedule", "catch_up"):
-                slot = self._pending.slots.get(c.task)
+                slot = self._slots.get(c.task)
                 if slot is None or c.scheduled_at > slot:
-                    self._pending.slots[c.task] = c.scheduled_at
+                    self._slots[c.task] = c.scheduled_at
             if c.run_id in won:
                 self._owned[c.run_id] = tokens[c.run_id]
                 results[c.run_id] = WON
@@ -360,15 +374,13 @@ class StateStore:
             inserted = await self._insert_rows(rows_in)
             for c in busy:
                 results[c.run_id] = BUSY if c.run_id in inserted else LOST
-        if len(self._pending.slots):
-            self._has_work.set()
         return results
 
     # --- recording (write-behind) ---------------------------------------------------------------
 
     async def record(self, outcome: Outcome) -> None:
         """RunRecorder: log the outcome and queue its row; never blocks on the database."""
-        await self.logger.record(outcome)
+        self.log_outcome(outcome)
         self.enqueue(outcome)
 
     def enqueue(self, outcome: Outcome) -> None:
@@ -410,24 +422,24 @@ class StateStore:
                 )
             )
         if outcome.trigger in ("schedule", "catch_up"):
-            slot = self._pending.slots.get(outcome.task)
+            slot = self._slots.get(outcome.task)
             if slot is None or outcome.scheduled_at > slot:
-                self._pending.slots[outcome.task] = outcome.scheduled_at
+                self._slots[outcome.task] = outcome.scheduled_at
         self._has_work.set()
         if len(self._pending) >= FLUSH_ROWS:
             self._full.set()
 
     @property
     def queued(self) -> int:
-        return len(self._pending) + (len(self._flushing) if self._flushing is not None else 0)
+        flushing = len(self._flushing) if self._flushing is not None else 0
+        return len(self._pending) + flushing + len(self._slots)
 
-    async def flush(self) -> None:
-        """Write everything queued now; on failure it stays queued (and raises)."""
+    async def flush(self, *, slots: bool = False) -> None:
+        """Write everything queued now, and the tasks' latest slots when `slots` or when they
+        are due (SLOTS_INTERVAL); on failure it stays queued (and raises)."""
         if self._flushing is not None:
             return
         batch, self._pending = self._pending, _Pending()
-        if not len(batch):
-            return
         self._flushing = batch
         try:
             if batch.updates:
@@ -436,16 +448,21 @@ class StateStore:
             if batch.inserts:
                 await self._insert_rows(batch.inserts)
                 batch.inserts = []
-            if batch.slots:
-                await self._save_slots(batch.slots)
-                batch.slots = {}
+            due = slots or time.monotonic() - self._slots_saved >= SLOTS_INTERVAL
+            if self._slots and due:
+                saving, self._slots = self._slots, {}
+                try:
+                    await self._save_slots(saving)
+                except BaseException:
+                    for task, slot in saving.items():
+                        if slot > self._slots.get(task, slot - 1):
+                            self._slots[task] = slot
+                    raise
+                self._slots_saved = time.monotonic()
         except BaseException:
             # Put back what did not reach the store, ahead of newer writes.
             self._pending.updates[:0] = batch.updates
             self._pending.inserts[:0] = batch.inserts
-            for task, slot in batch.slots.items():
-                if slot > self._pending.slots.get(task, slot - 1):
-                    self._pending.slots[task] = slot
             raise
         finally:
             self._flushing = None
@@ -463,7 +480,7 @@ class StateStore:
             self._has_work.clear()
             self._full.clear()
             try:
-                await self.flush()
+                await self.flush(slots=self._closed)
                 delay = self.flush_interval
             except Exception as exc:
                 log.warning(

@@ -79,7 +79,7 @@ class Daemon:
         await self.loop_task
         await self.scheduler.cancel_all()
         await idle(self.store)
-        await self.store.flush()
+        await self.store.flush(slots=True)  # as closing the store at shutdown does
 
 
 @pytest.fixture
