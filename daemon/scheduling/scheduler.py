@@ -722,7 +722,8 @@ class Scheduler:
             raise
         except Exception as exc:
             # Without a claim the run could duplicate another replica's: it does not run.
-            log.warning("claim_failed", task=task.name, slot_id=run.slot_id, error=str(exc))
+            # The store logs its outage once; per fire this is detail.
+            log.debug("claim_failed", task=task.name, slot_id=run.slot_id, error=str(exc))
             outcome = self._never_ran(
                 run.state, run.scheduled_ms, run.trigger, MISSED,
                 f"state store unavailable, the slot could not be claimed: {exc}",

@@ -242,6 +242,15 @@ _STATEMENTS: Final[dict[str, tuple[str, str] | str]] = {
         " ON CONFLICT (task) DO UPDATE"
         " SET last_slot = max(COALESCE(cronstack_task_state.last_slot, 0), excluded.last_slot)",
     ),
+    # Which of these (run_id, token) claims wrote our row, after a lost reply ($1 our owner).
+    "own_claims": (
+        "SELECT r.run_id FROM cronstack_runs r"
+        " JOIN unnest($2::text[], $3::text[]) AS v(run_id, token)"
+        " ON r.run_id = v.run_id AND r.lease_token = v.token WHERE r.lease_owner = $1",
+        f"SELECT r.run_id FROM cronstack_runs r JOIN (SELECT {_fields('run_id', 'token')}"
+        " FROM json_each($2)) AS v ON r.run_id = v.run_id AND r.lease_token = v.token"
+        " WHERE r.lease_owner = $1",
+    ),
     "last_slots": "SELECT task, last_slot FROM cronstack_task_state WHERE last_slot IS NOT NULL",
     # --- leases -------------------------------------------------------------------------------
     "renew_leases": (

@@ -7,6 +7,7 @@ import contextlib
 import os
 import socket
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ import structlog
 
 from daemon.core.aio import BackgroundTasks
 from daemon.core.errors import DatabaseError
+from daemon.core.outage import Outage
 from daemon.core.runs import (
     BUSY,
     EARLY,
@@ -43,7 +45,10 @@ log = structlog.get_logger("cronstack.store")
 TRACE_OUTPUT_BYTES = 2048
 # Rows deleted per retention statement, so pruning never holds long locks.
 PRUNE_BATCH = 500
-PRUNE_INTERVAL = 60.0
+# Every PRUNE_INTERVAL the next PRUNE_TASKS tasks (round-robin): retention holds one connection
+# of the state pool for a short while, never the pool (claims come first).
+PRUNE_INTERVAL = 10.0
+PRUNE_TASKS = 200
 # Each task's latest slot considered is saved this often (and at close): catch-up after a
 # restart starts there. Saving it with every flush wrote a row per task 5 times a second; a
 # slot saved late is harmless (its row exists, so a catch-up of it is refused by the key).
@@ -52,6 +57,8 @@ SLOTS_INTERVAL = 5.0
 FLUSH_ROWS = 500
 FLUSH_INTERVAL = 0.2
 MAX_RETRY_DELAY = 2.0
+# Claim statements in flight at once on a shared (PostgreSQL) store.
+CLAIM_CONCURRENCY = 3
 # The claim refuses (EARLY) a scheduled slot further ahead of the database clock than this (ms):
 # the backstop for a process whose clock is not (yet) corrected.
 EARLY_TOLERANCE_MS = 1000
@@ -72,6 +79,8 @@ class _Pending:
 
     updates: list[tuple[Any, ...]] = field(default_factory=list)  # fenced final states
     inserts: list[tuple[Any, ...]] = field(default_factory=list)  # rows without a claim
+    # run_id -> whole row, for updates whose claim is unsure: inserted if the update finds none
+    fallbacks: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.updates) + len(self.inserts)
@@ -150,10 +159,14 @@ class StateStore:
         # Writes the outcome's log line (the service passes ops.logs.log_outcome).
         self.log_outcome: Callable[[Outcome], None] = log_outcome
         self._owned: dict[str, str] = {}  # run_id -> lease token of our running rows
+        # run_id -> token of claims whose answer was lost: our row may or may not exist.
+        self._ambiguous: dict[str, str] = {}
+        self.outage = Outage("state store")
         self._pending = _Pending()
         self._flushing: _Pending | None = None
         self._slots: dict[str, int] = {}  # task -> latest slot considered, not saved yet
         self._slots_saved = time.monotonic()
+        self._prune_from = 0  # where the next retention round starts in the task list
         self._has_work = asyncio.Event()
         self._full = asyncio.Event()  # FLUSH_ROWS queued (or closing): flush without waiting
         self._flushed = asyncio.Event()
@@ -293,32 +306,66 @@ class StateStore:
         batch, self._claims = self._claims, []
         self._claim_task = None
         chunk = self.dialect.batch_rows
-        for i in range(0, len(batch), chunk):
-            part = batch[i : i + chunk]
+        parts = deque(batch[i : i + chunk] for i in range(0, len(batch), chunk))
+        # Chunks go out in order on up to CLAIM_CONCURRENCY connections at once (PostgreSQL):
+        # 10,000 fires are ten statements, and the later ones must not wait for the earlier
+        # ones' round trips. SQLite has one connection: one at a time.
+        workers = min(len(parts), CLAIM_CONCURRENCY if self.dialect.shared_clock else 1)
+        await asyncio.gather(*(self._claim_parts(parts) for _ in range(workers)))
+
+    async def _claim_parts(self, parts: deque[list[tuple[Claim, asyncio.Future[str]]]]) -> None:
+        while parts:
+            part = parts.popleft()
+            claims = [c for c, _ in part]
+            tokens = self._tokens(claims)
             try:
-                results = await self.claim_many([c for c, _ in part])
+                results = await self.claim_many(claims, tokens)
             except Exception as exc:
+                # Unknown whether the rows were written (a reply lost after the commit): the
+                # scheduler records these fires missed, and their final rows are written as an
+                # update of our own row if it exists, else as an insert (`enqueue`).
+                self._ambiguous.update(tokens)
+                self.outage.failed(exc)
                 for _, fut in part:
                     if not fut.done():
                         fut.set_exception(exc)
                 continue
             finally:
                 self.claiming -= len(part)
+            self.outage.recovered()
             for c, fut in part:
                 if not fut.done():
                     fut.set_result(results.get(c.run_id, LOST))
 
-    async def claim_many(self, claims: Sequence[Claim]) -> dict[str, str]:
-        """One statement for many claims (retried once: a pool connection may have died)."""
-        try:
-            return await self._claim_many(claims)
-        except DatabaseError:
-            return await self._claim_many(claims)
-
-    async def _claim_many(self, claims: Sequence[Claim]) -> dict[str, str]:
-        # One urandom call for the whole batch, cut into 16-hex-digit tokens.
+    @staticmethod
+    def _tokens(claims: Sequence[Claim]) -> dict[str, str]:
+        """A lease token per claim: one urandom call for the batch, cut into 16 hex digits."""
         pool = os.urandom(8 * len(claims)).hex()
-        tokens = {c.run_id: pool[16 * i : 16 * i + 16] for i, c in enumerate(claims)}
+        return {c.run_id: pool[16 * i : 16 * i + 16] for i, c in enumerate(claims)}
+
+    async def claim_many(
+        self, claims: Sequence[Claim], tokens: dict[str, str] | None = None
+    ) -> dict[str, str]:
+        """One statement for many claims, retried once (a pool connection may have died). A
+        retry after a lost reply finds the first try's rows taken: those are ours when they
+        carry our owner and token, and are reported WON."""
+        tokens = tokens or self._tokens(claims)
+        try:
+            return await self._claim_many(claims, tokens)
+        except DatabaseError:
+            results = await self._claim_many(claims, tokens)
+        unsure = [c for c in claims if results.get(c.run_id) in (LOST, BUSY)]
+        if unsure:
+            ours = await self.ds.fetch(
+                self.q["own_claims"],
+                [self.owner, *self.dialect.batch([(c.run_id, tokens[c.run_id]) for c in unsure])],
+            )
+            for row in ours:
+                results[row["run_id"]] = WON
+                self._owned[row["run_id"]] = tokens[row["run_id"]]
+        return results
+
+    async def _claim_many(self, claims: Sequence[Claim], tokens: dict[str, str]) -> dict[str, str]:
         started = int(time.time() * 1000)
         rows = await self.ds.fetch(
             self.q["claim"],
@@ -388,7 +435,15 @@ class StateStore:
         trace = trace_summary(outcome) if policy.request_history else None
         error = mask_value(outcome.error) if outcome.error else None
         token = self._owned.pop(outcome.run_id, None)
+        unsure = False
+        if token is None and self._ambiguous:
+            token = self._ambiguous.pop(outcome.run_id, None)
+            unsure = token is not None
         if token is not None:
+            if unsure:
+                # Its claim may or may not have been written: update our row if it exists,
+                # else insert (`flush` turns the update that finds no row into this insert).
+                self._pending.fallbacks[outcome.run_id] = self._row(outcome, error, trace)
             self._pending.updates.append(
                 (
                     outcome.run_id,
@@ -403,24 +458,7 @@ class StateStore:
                 )
             )
         else:
-            self._pending.inserts.append(
-                (
-                    outcome.run_id,
-                    outcome.task,
-                    outcome.slot_id,
-                    outcome.scheduled_at,
-                    outcome.trigger,
-                    outcome.attempt,
-                    self.instance,
-                    outcome.status,
-                    outcome.started_at,
-                    outcome.finished_at,
-                    outcome.duration_ms,
-                    self._json_in(error),
-                    self._json_in(trace),
-                    outcome.reason,
-                )
-            )
+            self._pending.inserts.append(self._row(outcome, error, trace))
         if outcome.trigger in ("schedule", "catch_up"):
             slot = self._slots.get(outcome.task)
             if slot is None or outcome.scheduled_at > slot:
@@ -428,6 +466,25 @@ class StateStore:
         self._has_work.set()
         if len(self._pending) >= FLUSH_ROWS:
             self._full.set()
+
+    def _row(self, outcome: Outcome, error: Any, trace: Any) -> tuple[Any, ...]:
+        """An outcome as a whole run row (RUN_COLUMNS order)."""
+        return (
+            outcome.run_id,
+            outcome.task,
+            outcome.slot_id,
+            outcome.scheduled_at,
+            outcome.trigger,
+            outcome.attempt,
+            self.instance,
+            outcome.status,
+            outcome.started_at,
+            outcome.finished_at,
+            outcome.duration_ms,
+            self._json_in(error),
+            self._json_in(trace),
+            outcome.reason,
+        )
 
     @property
     def queued(self) -> int:
@@ -443,8 +500,10 @@ class StateStore:
         self._flushing = batch
         try:
             if batch.updates:
-                await self._update_finals(batch.updates)
+                fenced = await self._update_finals(batch.updates, batch.fallbacks)
                 batch.updates = []
+                batch.inserts.extend(batch.fallbacks[run_id] for run_id in fenced)
+                batch.fallbacks = {}
             if batch.inserts:
                 await self._insert_rows(batch.inserts)
                 batch.inserts = []
@@ -463,6 +522,7 @@ class StateStore:
             # Put back what did not reach the store, ahead of newer writes.
             self._pending.updates[:0] = batch.updates
             self._pending.inserts[:0] = batch.inserts
+            self._pending.fallbacks.update(batch.fallbacks)
             raise
         finally:
             self._flushing = None
@@ -482,8 +542,10 @@ class StateStore:
             try:
                 await self.flush(slots=self._closed)
                 delay = self.flush_interval
+                self.outage.recovered()
             except Exception as exc:
-                log.warning(
+                self.outage.failed(exc)
+                log.debug(
                     "history_write_failed",
                     error=mask_value(str(exc)),
                     queued=len(self._pending),
@@ -496,7 +558,12 @@ class StateStore:
             finally:
                 self._flushed.set()
 
-    async def _update_finals(self, rows: list[tuple[Any, ...]]) -> None:
+    async def _update_finals(
+        self, rows: list[tuple[Any, ...]], fallbacks: Mapping[str, tuple[Any, ...]]
+    ) -> set[str]:
+        """Write final states over our running rows; returns the run_ids of `fallbacks` whose
+        row was not there (their claim never reached the store)."""
+        missing: set[str] = set()
         chunk = self.dialect.batch_rows
         for i in range(0, len(rows), chunk):
             part = rows[i : i + chunk]
@@ -504,11 +571,15 @@ class StateStore:
             self.writes += 1
             fenced = {r[0] for r in part} - {d["run_id"] for d in done}
             for run_id in fenced:
+                if run_id in fallbacks:
+                    missing.add(run_id)
+                    continue
                 log.warning(
                     "final_state_fenced",
                     run_id=run_id,
                     reason="the lease expired or the run was marked interrupted",
                 )
+        return missing
 
     async def _insert_rows(self, rows: list[tuple[Any, ...]]) -> set[str]:
         """Insert run rows (RUN_COLUMNS order); returns the run_ids actually inserted."""
@@ -564,13 +635,16 @@ class StateStore:
             try:
                 await self.heartbeat()
                 await self.reap()
+                self.outage.recovered()
             except Exception as exc:
-                log.warning("lease_heartbeat_failed", error=mask_value(str(exc)))
+                self.outage.failed(exc)
+                log.debug("lease_heartbeat_failed", error=mask_value(str(exc)))
             try:
                 # Host clocks drift and get stepped: keep following the database's.
                 await self.clock.sync()
             except Exception as exc:
-                log.warning("clock_offset_failed", error=mask_value(str(exc)))
+                self.outage.failed(exc)
+                log.debug("clock_offset_failed", error=mask_value(str(exc)))
 
     # --- task state -----------------------------------------------------------------------------
 
@@ -589,13 +663,20 @@ class StateStore:
 
     # --- retention ------------------------------------------------------------------------------
 
-    async def prune(self, now_ms: int | None = None) -> int:
-        """Delete rows past their task's age or count limit, a small batch per statement."""
+    async def prune(self, now_ms: int | None = None, *, tasks: int | None = None) -> int:
+        """Delete rows past their task's age or count limit, a small batch per statement.
+
+        `tasks`: prune only that many tasks, going round the list across calls (the daemon's
+        retention loop: 10,000 tasks are not 20,000 statements at once); None prunes all."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         rows = await self.ds.fetch(self.q["task_names"], [])
-        names = {r["task"] for r in rows} | set(self.policies)
+        names = sorted({r["task"] for r in rows} | set(self.policies))
+        if tasks is not None and names:
+            start = self._prune_from % len(names)
+            names = (names[start:] + names[:start])[:tasks]
+            self._prune_from = start + len(names)
         deleted = 0
-        for name in sorted(names):
+        for name in names:
             policy = self.policy(name)
             cutoff = now_ms - int(policy.retention * 1000)
             deleted += await self._delete_batches("prune_by_age", [name, cutoff, PRUNE_BATCH])
@@ -617,7 +698,7 @@ class StateStore:
         await asyncio.sleep(min(5.0, PRUNE_INTERVAL))
         while True:
             try:
-                deleted = await self.prune()
+                deleted = await self.prune(tasks=PRUNE_TASKS)
                 if deleted:
                     log.info("history_pruned", deleted=deleted)
             except Exception as exc:
@@ -627,8 +708,14 @@ class StateStore:
 
 def open_state_datasource(url: str, *, base_dir: Path, name: str = "state") -> DataSource:
     """The store's own connection(s) to the state data source: heartbeats must not wait behind
-    task queries for a pooled connection, and reloads must not close it under the store."""
-    return create_datasource(name, url, base_dir=base_dir, min_size=1, max_size=3)
+    task queries for a pooled connection, and reloads must not close it under the store.
+
+    Sized for what it carries at once: CLAIM_CONCURRENCY claim statements, the write-behind
+    flush, the lease heartbeat (with the reaper and the clock) and one retention statement —
+    so neither retention nor a slow flush ever makes a claim wait for a connection."""
+    return create_datasource(
+        name, url, base_dir=base_dir, min_size=2, max_size=CLAIM_CONCURRENCY + 3
+    )
 
 
 __all__ = [
