@@ -58,10 +58,13 @@ DEFS = (
     '<circle id="cs-sk" class="g-sk" cx="5" cy="14" r="3"/>'
     '<rect id="cs-rn" class="g-rn" x="1.75" y="2.75" width="6.5" height="9.5"/>'
     '<circle id="cs-un" class="g-un" cx="5" cy="14" r="1.5"/>'
-    # A row of successes in one rect (the compact strip): the glyph repeated every CELL.
-    '<pattern id="cs-okp" width="10" height="28" patternUnits="userSpaceOnUse">'
-    '<use href="#cs-ok"/></pattern>'
-    "</defs></svg>"
+    # A row of equal outcomes in one rect (the compact strip): its glyph repeated every CELL.
+    + "".join(
+        f'<pattern id="cs-{kind}p" width="10" height="28" patternUnits="userSpaceOnUse">'
+        f'<use href="#cs-{kind}"/></pattern>'
+        for kind in ("ok", "bad", "cx", "ms", "sk", "rn", "un")
+    )
+    + "</defs></svg>"
 )
 # Colours come from the page's variables (light and dark); shapes come from DEFS.
 CSS = """
@@ -75,7 +78,9 @@ CSS = """
 svg .axis{stroke:var(--muted);stroke-width:1}svg .grid{stroke:var(--line);stroke-width:1}
 svg .med{stroke:var(--fg);stroke-width:1;stroke-dasharray:3 3;opacity:.6}
 svg .hit{fill:transparent}svg a:hover .hit,svg a:focus .hit{fill:var(--line)}
-svg.strip{display:block;overflow:visible}svg.wide{width:100%;height:auto;max-width:720px}
+svg.strip,ul.legend svg{display:block;overflow:visible;background:linear-gradient(var(--muted),
+var(--muted)) 0 50%/100% 1px no-repeat}
+svg.wide{display:block;width:100%;height:auto;max-width:720px}
 figure.chart{margin:.5rem 0 1rem}figure.chart figcaption{font-size:.85rem;color:var(--muted)}
 .ends{display:flex;justify-content:space-between;max-width:720px;font-size:.8rem;
 color:var(--muted)}
@@ -184,50 +189,55 @@ def run_strip(runs: Sequence[RunMark], *, slots: int = 50, link: bool = True) ->
     """The last `slots` runs (given newest first) as a win/loss strip, oldest left, newest at
     the right edge. With `link`, each mark opens its run page and the strip scales to the page
     width. Without, it is a fixed-size glance for the overview's rows (100 of them): its title
-    sums it up, only marks that are not a success have a title of their own, and a row of
-    successes is one rect."""
+    sums it up, and each row of equal outcomes is one rect with one title (none for
+    successes), so a day when everything fails does not make the page balloon."""
     shown = list(reversed(runs[:slots]))
     width = slots * CELL
     first = slots - len(shown)
     label = esc(f"last {len(shown)} runs, oldest first: {summary(shown)}")
-    if link:
-        marks = [
-            f'<svg class="strip wide" viewBox="0 0 {width} {STRIP_H}" role="group"'
-            f' aria-label="{label}">'
-        ]
-    else:
-        marks = [
-            f'<svg class="strip" width="{width}" height="{STRIP_H}" role="img">'
-            f"<title>{label}</title>"
-        ]
-    marks.append(f'<line class="axis" x2="{width}" y1="{MID}" y2="{MID}"/>')
-    ok_from: int | None = None  # the compact strip's current row of successes
+    # The middle line is the SVG's CSS background: no element per strip.
+    if not link:
+        head = f'<svg class="strip" width="{width}" height="{STRIP_H}" role="img">'
+        rows = itertools.groupby(enumerate(shown), key=lambda item: item[1].status)
+        return (
+            head
+            + f"<title>{label}</title>"
+            + "".join(_row(first, list(r)) for _s, r in rows)
+            + "</svg>"
+        )
+    marks = [
+        f'<svg class="strip wide" viewBox="0 0 {width} {STRIP_H}" role="group"'
+        f' aria-label="{label}">'
+    ]
     for i, run in enumerate(shown):
         x = (first + i) * CELL
-        use = f'<use href="#cs-{glyph(run.status)}" x="{x}"'
-        if link:
-            marks.append(
-                f'<a href="/runs/{esc(run.run_id)}"><title>{esc(run.title())}</title>'
-                f'<rect class="hit" x="{x}" width="{CELL}" height="{STRIP_H}"/>{use}/></a>'
-            )
-            continue
-        if run.status == "succeeded":
-            ok_from = x if ok_from is None else ok_from
-            continue
-        if ok_from is not None:
-            marks.append(_ok_row(ok_from, x))
-            ok_from = None
-        marks.append(f"{use}><title>{esc(run.title(with_duration=False))}</title></use>")
-    if ok_from is not None:
-        marks.append(_ok_row(ok_from, width))
+        marks.append(
+            f'<a href="/runs/{esc(run.run_id)}"><title>{esc(run.title())}</title>'
+            f'<rect class="hit" x="{x}" width="{CELL}" height="{STRIP_H}"/>'
+            f'<use href="#cs-{glyph(run.status)}" x="{x}"/></a>'
+        )
     marks.append("</svg>")
     return "".join(marks)
 
 
-def _ok_row(start: int, end: int) -> str:
-    if end - start == CELL:
-        return f'<use href="#cs-ok" x="{start}"/>'
-    return f'<rect fill="url(#cs-okp)" x="{start}" width="{end - start}" height="{STRIP_H}"/>'
+def _row(first: int, row: list[tuple[int, RunMark]]) -> str:
+    """Consecutive runs of one status in the compact strip: one glyph, or a patterned rect."""
+    x = (first + row[0][0]) * CELL
+    run, kind = row[0][1], glyph(row[0][1].status)
+    if run.status == "succeeded":
+        title = ""
+    elif len(row) == 1:
+        title = f"<title>{esc(run.title(with_duration=False))}</title>"
+    else:
+        words = f"{len(row)} {run.status.replace('_', ' ')}, {run.at} to {row[-1][1].at}"
+        title = f"<title>{esc(words)}</title>"
+    if len(row) == 1:
+        mark = f'<use href="#cs-{kind}" x="{x}"'
+        tag = "use"
+    else:
+        mark = f'<rect fill="url(#cs-{kind}p)" x="{x}" width="{len(row) * CELL}" height="{STRIP_H}"'
+        tag = "rect"
+    return f"{mark}>{title}</{tag}>" if title else f"{mark}/>"
 
 
 def legend(kinds: Sequence[str] | None = None) -> str:
@@ -238,9 +248,7 @@ def legend(kinds: Sequence[str] | None = None) -> str:
             continue
         items.append(
             f'<li><svg width="{2 * CELL}" height="{STRIP_H}" viewBox="{-CELL // 2} 0 {2 * CELL}'
-            f' {STRIP_H}" aria-hidden="true"><line class="axis" x1="{-CELL // 2}"'
-            f' x2="{CELL + CELL // 2}" y1="{MID}" y2="{MID}"/><use href="#cs-{kind}"/></svg>'
-            f"{esc(words)}</li>"
+            f' {STRIP_H}" aria-hidden="true"><use href="#cs-{kind}"/></svg>{esc(words)}</li>'
         )
     return f'<ul class="legend">{"".join(items)}</ul>'
 
@@ -303,7 +311,7 @@ def duration_chart(runs: Sequence[RunMark], *, slots: int = 50) -> str:
     scale = duration_scale(durations)
     height = DUR_BASE - DUR_TOP
     parts = [
-        f'<svg class="strip wide" viewBox="0 0 {width} {DUR_H}" role="group"'
+        f'<svg class="dur wide" viewBox="0 0 {width} {DUR_H}" role="group"'
         f' aria-label="run durations, newest right">'
     ]
     for frac in (0.5, 1.0):
@@ -435,7 +443,7 @@ def _lane(lane: Lane, y: int, start: float, span: float, tz: ZoneInfo) -> tuple[
         f'<tspan class="m"> · {esc(note)}</tspan></text></a>'
     )
     bar = y + LANE_TOP
-    marks = [f'<rect class="lb" y="{bar}" width="{_n(span / 60)}" height="{LANE_BAR}"/>']
+    marks = []
     if bands:
         whole = len(bands) == 1 and bands[0][1] - bands[0][0] >= span - 60
         when = (
@@ -448,7 +456,7 @@ def _lane(lane: Lane, y: int, start: float, span: float, tz: ZoneInfo) -> tuple[
             f' width="{_n(max(1.0, (b - a) / 60))}" height="{LANE_BAR}"/>'
             for a, b in bands
         )
-        marks.append(f"<g><title>{esc(f'{lane.name}: {note}, {when}')}</title>{rects}</g>")
+        marks.append(f"<g><title>{esc(f'{note}, {when}')}</title>{rects}</g>")
     elif fires:
         # One path for all ticks, each relative to the one before: ~10 bytes a fire.
         x0 = (fires[0] - start) / 60
@@ -457,10 +465,10 @@ def _lane(lane: Lane, y: int, start: float, span: float, tz: ZoneInfo) -> tuple[
             d.append(f"m{_n((cur - prev) / 60)}-{LANE_BAR}v{LANE_BAR}")
         shown = ", ".join(_clock(f, tz) for f in fires[:MAX_TITLE_TIMES])
         more = f" and {len(fires) - MAX_TITLE_TIMES} more" if len(fires) > MAX_TITLE_TIMES else ""
-        title = f"{lane.name}: {len(fires)} fire{'s' if len(fires) > 1 else ''}, {shown}{more}"
+        title = f"{len(fires)} fire{'s' if len(fires) > 1 else ''}: {shown}{more}"
         marks.append(f'<path class="tk" d="{"".join(d)}"><title>{esc(title)}</title></path>')
     body = "".join(marks)
-    return label, (f'<g class="ps">{body}</g>' if lane.paused else body)
+    return label, (f'<g class="ps">{body}</g>' if lane.paused and body else body)
 
 
 def timeline(lanes: Sequence[Lane], start: float, span: float, tz: ZoneInfo) -> str:
@@ -492,9 +500,17 @@ def timeline(lanes: Sequence[Lane], start: float, span: float, tz: ZoneInfo) -> 
         marks.append(lane_marks)
     if not lanes:
         parts.append(f'<text class="m" x="0" y="{HEAD_H + 14}">no active scheduled tasks</text>')
+    # Every lane's bar is one rect, filled by a pattern a lane high.
+    minutes = _n(span / 60)
+    lanes_bg = (
+        f'<defs><pattern id="tl-lanes" y="{HEAD_H}" width="{minutes}" height="{LANE_H}"'
+        f' patternUnits="userSpaceOnUse"><rect class="lb" y="{LANE_TOP}" width="{minutes}"'
+        f' height="{LANE_BAR}"/></pattern></defs><rect fill="url(#tl-lanes)" y="{HEAD_H}"'
+        f' width="{minutes}" height="{LANE_H * len(lanes)}"/>'
+    )
     parts.append(
-        f'<svg width="100%" height="{height}" viewBox="0 0 {_n(span / 60)} {height}"'
-        f' preserveAspectRatio="none">{"".join(marks)}</svg></svg>'
+        f'<svg width="100%" height="{height}" viewBox="0 0 {minutes} {height}"'
+        f' preserveAspectRatio="none">{lanes_bg}{"".join(marks)}</svg></svg>'
     )
     return "".join(parts)
 

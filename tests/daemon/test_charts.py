@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from daemon.core.cron import CronSchedule
-from daemon.web import charts
+from daemon.web import charts, dashboard
 from daemon.web.charts import Lane, RunMark
 from daemon.web.upcoming import HORIZON, upcoming
 
@@ -32,7 +32,8 @@ def uses(root: ET.Element) -> list[str]:
 
 
 def run(i: int, status: str = "succeeded", ms: float | None = 120.0, note: str = "") -> RunMark:
-    return RunMark(f"{i:032x}", status, f"2026-01-05 12:{i:02d}:00", ms, note)
+    """Run `i` of a list given newest first: a higher `i` is an earlier slot."""
+    return RunMark(f"{i:032x}", status, f"2026-01-05 12:{59 - i:02d}:00", ms, note)
 
 
 # status → (glyph, words in its title)
@@ -58,7 +59,7 @@ def test_each_status_has_its_glyph_and_title(status: str, kind: str, words: str)
     assert uses(root) == [f"#cs-{kind}"]
     assert f'id="cs-{kind}"' in charts.DEFS
     title = next(root.iter("title")).text or ""
-    assert title.startswith(words) and "2026-01-05 12:01:00" in title and "paused" in title
+    assert title.startswith(words) and "2026-01-05 12:58:00" in title and "paused" in title
 
 
 def test_every_glyph_in_the_legend_is_defined_once() -> None:
@@ -143,17 +144,21 @@ def test_fifty_runs_newest_right_each_linked() -> None:
     assert svg is not None and svg.get("viewBox") == "0 0 500 28"
 
 
-def test_compact_strip_titles_only_what_went_wrong() -> None:
-    """The overview strip: one rect per row of successes, a titled glyph for anything else."""
-    runs = [run(1, "missed", None), run(2), run(3), run(4, "failed"), run(5), run(6)]
+def test_compact_strip_draws_rows_of_equal_outcomes_as_one_mark() -> None:
+    """The overview strip: a row of equal outcomes is one patterned rect, titled unless it
+    succeeded; a lone outcome is its glyph; no links (the strip links the task page)."""
+    runs = [run(1, "missed", None), run(2), run(3), run(4, "failed"), run(5, "failed"), run(6)]
     root = parse(charts.run_strip(runs, slots=12, link=False))
     svg = root.find("svg[@class='strip']")
     assert svg is not None and svg.get("width") == "120" and svg.get("role") == "img"
-    assert (svg.findtext("title") or "").endswith("4 succeeded, 1 failed, 1 missed")
-    rows = [r for r in root.iter("rect") if r.get("fill") == "url(#cs-okp)"]
-    assert [(r.get("x"), r.get("width")) for r in rows] == [("60", "20"), ("90", "20")]
-    titled = [(u.get("href"), u.findtext("title")) for u in svg.iter("use")]
-    assert titled == [("#cs-bad", "failed · 2026-01-05 12:04:00"), ("#cs-ms", titled[1][1])]
+    assert svg.findtext("title") == "last 6 runs, oldest first: 3 succeeded, 2 failed, 1 missed"
+    marks = [(m.tag, m.get("href") or m.get("fill"), m.get("x"), m.findtext("title")) for m in svg]
+    assert marks[1:] == [
+        ("use", "#cs-ok", "60", None),
+        ("rect", "url(#cs-badp)", "70", "2 failed, 2026-01-05 12:54:00 to 2026-01-05 12:55:00"),
+        ("rect", "url(#cs-okp)", "90", None),
+        ("use", "#cs-ms", "110", "missed · 2026-01-05 12:58:00"),
+    ]
     assert not list(root.iter("a"))
 
 
@@ -207,7 +212,7 @@ def test_sparse_lane_draws_each_fire_in_one_path() -> None:
     (path,) = root.iter("path")
     assert (path.get("d") or "").count("v") == 24
     title = path.findtext("title") or ""
-    assert title.startswith("hourly: 24 fires, 14:00, 15:00") and "and 16 more" in title
+    assert title.startswith("24 fires: 14:00, 15:00, 16:00") and title.endswith("and 16 more")
     assert "24 fires" in "".join(root.itertext())
 
 
@@ -259,3 +264,48 @@ def test_paused_and_pending_lanes_say_so() -> None:
     assert "paused, recorded missed" in text and "not computed yet" in text
     assert "no fire in these hours" in text
     assert '<g class="ps">' in markup
+
+
+def overview(statuses: list[str]) -> bytes:
+    """The task list of 100 tasks (a third of them every second) with 12 recent runs each and
+    the 24 h timeline, as the dashboard renders it."""
+    crons = ["* * * * * *"] * 3 + ["*/10 * * * * *", "*/5 * * * *", "0 * * * *", "0 3 * * *"] * 2
+    tasks, lanes = [], []
+    for i in range(100):
+        cron, name = crons[i % len(crons)], f"sync-crm-contacts-{i:03d}"
+        schedule = CronSchedule(cron, PARIS)
+        recent = [
+            {
+                "run_id": f"{i:016x}{j:016x}",
+                "status": statuses[(i + j) % len(statuses)],
+                "scheduled_at": datetime.fromtimestamp(START.timestamp() - 60 * j, PARIS)
+                .isoformat(timespec="milliseconds"),
+            }
+            for j in range(12)
+        ]  # fmt: skip
+        tasks.append({
+            "name": name, "description": "copies new CRM contacts into the warehouse",
+            "status": "active", "paused": False, "schedule": schedule.describe(), "cron": cron,
+            "timezone": "Europe/Paris", "next": [START.astimezone(PARIS).isoformat()],
+            "last_run": {**recent[0], "task": name}, "recent": recent,
+        })  # fmt: skip
+        fires = upcoming(schedule, START, START.timestamp() + HORIZON)
+        lanes.append(Lane(name, f"/tasks/{name}", fires.fires, fires.bands, fires.every))
+    page = dashboard.tasks_response(
+        tasks, csrf="0" * 64, running=3, lanes=lanes, now=START.timestamp(), tz=PARIS
+    )
+    assert isinstance(page.text, str)
+    return page.text.encode()
+
+
+def test_overview_for_100_tasks_stays_under_200_kb() -> None:
+    """100 tasks incl. every-second ones: under 190 KB with one run in ten failing, and on a day
+    when every run fails (a row of failures is one mark); the pictures are ~60 KB of it."""
+    usual = overview(["succeeded"] * 9 + ["failed"])
+    outage = overview(["failed"])
+    assert len(usual) < 190_000, len(usual)
+    assert len(outage) < 190_000, len(outage)
+    page = usual.decode()
+    strips = sum(map(len, re.findall(r'<svg class="strip".*?</svg>', page)))
+    timeline = page[page.index('<svg class="tl"') : page.index("</div>", page.index('class="tl"'))]
+    assert strips < 35_000 and len(timeline) < 32_000, (strips, len(timeline))
