@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 CELL = 10  # one run's column in a strip and the duration chart (viewBox units)
 STRIP_H = 28
 MID = STRIP_H // 2
+ROW_GAP = 6  # between the rows of a wrapped strip
 
 # The glyph (a DEFS id and CSS class) of each run status, and the legend's words for each glyph.
 GLYPHS: Mapping[str, str] = {
@@ -79,14 +80,13 @@ svg .axis{stroke:var(--muted);stroke-width:1}svg .grid{stroke:var(--line);stroke
 svg .med{stroke:var(--fg);stroke-width:1;stroke-dasharray:3 3;opacity:.6}
 svg .hit{fill:transparent}svg a:hover .hit,svg a:focus .hit{fill:var(--line)}
 svg.strip,ul.legend svg{display:block;overflow:visible;background:linear-gradient(var(--muted),
-var(--muted)) 0 50%/100% 1px no-repeat}
+var(--muted)) 100% 50%/100% 1px no-repeat}svg.rows{background:none}
 svg.wide{display:block;width:100%;height:auto;max-width:720px}
 figure.chart{margin:.5rem 0 1rem}figure.chart figcaption{font-size:.85rem;color:var(--muted)}
-.ends{display:flex;justify-content:space-between;max-width:720px;font-size:.8rem;
-color:var(--muted)}
 ul.legend{display:flex;flex-wrap:wrap;gap:.25rem 1rem;list-style:none;padding:0;margin:.25rem 0;
 font-size:.85rem}ul.legend li{display:flex;align-items:center;gap:.3rem}
-svg.tl{display:block;font-size:12px}svg.tl text{fill:var(--fg)}svg.tl .m{fill:var(--muted)}
+svg.tl{display:block;font-size:12px}svg.tl .m{fill:var(--muted)}
+svg.tl text{fill:var(--fg);paint-order:stroke;stroke:var(--card);stroke-width:3px}
 svg.tl .hr{fill:var(--muted);font-size:11px}svg.tl .lb{fill:var(--line);opacity:.6}
 svg.tl .tk{stroke:var(--accent);stroke-width:2px;vector-effect:non-scaling-stroke}
 svg.tl .bd{fill:var(--accent);opacity:.55}svg.tl .ps .tk{stroke:var(--muted)}
@@ -111,7 +111,9 @@ def _n(x: float) -> str:
 
 
 def fmt_ms(ms: float) -> str:
-    """A duration for people: 840 ms, 1.24 s, 2 min 05 s, 1 h 02 min."""
+    """A duration for people: 0.5 ms, 840 ms, 1.24 s, 2 min 05 s, 1 h 02 min."""
+    if ms < 10:
+        return f"{ms:.2g} ms"
     if ms < 1000:
         return f"{ms:.0f} ms"
     if ms < 60_000:
@@ -185,19 +187,25 @@ def summary(runs: Sequence[RunMark]) -> str:
 # --- run strip ------------------------------------------------------------------------------------
 
 
-def run_strip(runs: Sequence[RunMark], *, slots: int = 50, link: bool = True) -> str:
+def run_strip(
+    runs: Sequence[RunMark], *, slots: int = 50, link: bool = True, per_row: int | None = None
+) -> str:
     """The last `slots` runs (given newest first) as a win/loss strip, oldest left, newest at
     the right edge. With `link`, each mark opens its run page and the strip scales to the page
-    width. Without, it is a fixed-size glance for the overview's rows (100 of them): its title
-    sums it up, and each row of equal outcomes is one rect with one title (none for
-    successes), so a day when everything fails does not make the page balloon."""
+    width (`per_row` wraps it for a phone, filled like text from the top left). Without, it is a
+    fixed-size glance for the overview's rows (100 of them): its title sums it up, and each
+    row of equal outcomes is one rect with one title (none for successes), so a day when
+    everything fails does not make the page balloon."""
     shown = list(reversed(runs[:slots]))
     width = slots * CELL
     first = slots - len(shown)
     label = esc(f"last {len(shown)} runs, oldest first: {summary(shown)}")
-    # The middle line is the SVG's CSS background: no element per strip.
+    # The middle line is the SVG's CSS background (no element per strip), under the runs only.
+    line = (
+        f' style="background-size:{_n(100 * len(shown) / slots)}% 1px"' if 0 < first < slots else ""
+    )
     if not link:
-        head = f'<svg class="strip" width="{width}" height="{STRIP_H}" role="img">'
+        head = f'<svg class="strip" width="{width}" height="{STRIP_H}" role="img"{line}>'
         rows = itertools.groupby(enumerate(shown), key=lambda item: item[1].status)
         return (
             head
@@ -205,16 +213,29 @@ def run_strip(runs: Sequence[RunMark], *, slots: int = 50, link: bool = True) ->
             + "".join(_row(first, list(r)) for _s, r in rows)
             + "</svg>"
         )
-    marks = [
-        f'<svg class="strip wide" viewBox="0 0 {width} {STRIP_H}" role="group"'
-        f' aria-label="{label}">'
-    ]
+    cols, pitch = per_row or slots, STRIP_H + ROW_GAP
+    if cols >= slots:
+        marks = [
+            f'<svg class="strip wide" viewBox="0 0 {width} {STRIP_H}" role="group"'
+            f' aria-label="{label}"{line}>'
+        ]
+    else:  # wrapped, it reads like text: from the top left, the newest last
+        first, lines = 0, max(1, math.ceil(len(shown) / cols))
+        marks = [
+            f'<svg class="strip wide rows" viewBox="0 0 {cols * CELL} {lines * pitch - ROW_GAP}"'
+            f' role="group" aria-label="{label}">'
+        ]
+        for r in range(lines):
+            x2 = min(cols, len(shown) - r * cols) * CELL
+            y = r * pitch + MID
+            marks.append(f'<line class="axis" x2="{x2}" y1="{y}" y2="{y}"/>')
     for i, run in enumerate(shown):
-        x = (first + i) * CELL
+        x, y = ((first + i) % cols) * CELL, ((first + i) // cols) * pitch
+        at = f'x="{x}" y="{y}"' if y else f'x="{x}"'
         marks.append(
             f'<a href="/runs/{esc(run.run_id)}"><title>{esc(run.title())}</title>'
-            f'<rect class="hit" x="{x}" width="{CELL}" height="{STRIP_H}"/>'
-            f'<use href="#cs-{glyph(run.status)}" x="{x}"/></a>'
+            f'<rect class="hit" {at} width="{CELL}" height="{STRIP_H}"/>'
+            f'<use href="#cs-{glyph(run.status)}" {at}/></a>'
         )
     marks.append("</svg>")
     return "".join(marks)

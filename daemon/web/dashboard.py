@@ -52,7 +52,10 @@ font-weight:600;text-transform:uppercase;letter-spacing:.03em}
 form.inline{display:inline}button{font:inherit;padding:.3rem .7rem;border-radius:6px;
 border:1px solid var(--line);background:var(--card);color:var(--fg);cursor:pointer;
 min-height:2.2rem}button.primary{background:var(--accent);border-color:var(--accent);color:#fff}
-.actions,.actions form{display:flex;gap:.35rem;flex-wrap:wrap}
+.actions,.actions form{display:flex;gap:.35rem;flex-wrap:wrap}.actions form{flex-wrap:nowrap}
+.actions button{white-space:nowrap}
+.phone-only{display:none}
+@media (max-width:700px){.wide-only{display:none}.phone-only{display:block}}
 .bar{height:10px;background:var(--accent);border-radius:2px;min-width:2px}
 .bar.bad{background:var(--bad)}.flash{background:#e8f1ff;color:#1d2330;padding:.5rem .75rem;
 border-radius:6px;margin-bottom:1rem}.err{color:var(--bad)}
@@ -261,12 +264,11 @@ def task_response(
     kinds = {charts.glyph(m.status) for m in marks}
     if marks:
         pictures = (
-            f'<p class="muted">{_h(charts.summary(marks))} — oldest left, newest right; each'
-            f" mark opens its run. Times in {_h(task['timezone'])}.</p>"
+            f'<p class="muted">{_h(charts.summary(marks))}, from {_h(marks[-1].at)} to'
+            f" {_h(marks[0].at)} ({_h(task['timezone'])}); oldest left, newest right. Each"
+            " mark opens its run.</p>"
             f"{charts.legend(sorted(kinds, key=_legend_order))}"
-            f"{charts.duration_chart(marks)}{charts.run_strip(marks)}"
-            f'<div class="ends"><span>{_h(marks[-1].at)}</span><span>{_h(marks[0].at)}</span>'
-            "</div>"
+            f"{charts.duration_chart(marks)}{_strips(marks)}"
         )
     else:
         pictures = '<p class="muted">no runs yet</p>'
@@ -280,6 +282,20 @@ def task_response(
         f"{timeline}"
     )
     return _html(page(name, body, refresh=30, charts_=True))
+
+
+def _strips(marks: Sequence[charts.RunMark]) -> str:
+    """The strip in one row of 50 under the duration chart; on a phone, where a run would be
+    6 px wide, in two rows of 25 instead (CSS shows one of them)."""
+    if len(marks) <= PHONE_ROW:
+        return charts.run_strip(marks)
+    return (
+        f'<div class="wide-only">{charts.run_strip(marks)}</div><div class="phone-only">'
+        f"{charts.run_strip(marks, per_row=PHONE_ROW)}</div>"
+    )
+
+
+PHONE_ROW = 25
 
 
 def _legend_order(kind: str) -> int:

@@ -144,6 +144,27 @@ def test_fifty_runs_newest_right_each_linked() -> None:
     assert svg is not None and svg.get("viewBox") == "0 0 500 28"
 
 
+def test_middle_line_runs_under_the_runs_only() -> None:
+    """A strip of 14 runs in 50 slots draws its middle line (a CSS background) under 28%."""
+    assert 'style="background-size:28% 1px"' in charts.run_strip([run(i) for i in range(14)])
+    assert "style=" not in charts.run_strip([run(i) for i in range(50)])
+    assert 'style="background-size:50% 1px"' in charts.run_strip(
+        [run(i) for i in range(6)], slots=12, link=False
+    )
+
+
+def test_wrapped_strip_reads_like_text() -> None:
+    """For a phone, 30 runs in rows of 25: the oldest at the top left, the newest last."""
+    root = parse(charts.run_strip([run(i) for i in range(30)], per_row=25))
+    svg = root.find("svg")
+    assert svg is not None and svg.get("viewBox") == "0 0 250 62"
+    places = [(u.get("x"), u.get("y")) for u in svg.iter("use")]
+    assert places[0] == ("0", None) and places[24] == ("240", None)
+    assert places[25] == ("0", "34") and places[-1] == ("40", "34")
+    assert [a.get("href") for a in svg.iter("a")][-1] == f"/runs/{0:032x}"
+    assert [line.get("x2") for line in svg.iter("line")] == ["250", "50"]
+
+
 def test_compact_strip_draws_rows_of_equal_outcomes_as_one_mark() -> None:
     """The overview strip: a row of equal outcomes is one patterned rect, titled unless it
     succeeded; a lone outcome is its glyph; no links (the strip links the task page)."""
@@ -164,8 +185,8 @@ def test_compact_strip_draws_rows_of_equal_outcomes_as_one_mark() -> None:
 
 @pytest.mark.parametrize(
     ("ms", "text"),
-    [(0, "0 ms"), (840, "840 ms"), (1240, "1.24 s"), (59_999, "60 s"), (125_000, "2 min 05 s"),
-     (3_720_000, "1 h 02 min")],
+    [(0, "0 ms"), (0.5, "0.5 ms"), (9.5, "9.5 ms"), (840, "840 ms"), (1240, "1.24 s"),
+     (59_999, "60 s"), (125_000, "2 min 05 s"), (3_720_000, "1 h 02 min")],
 )  # fmt: skip
 def test_durations_read_like_words(ms: float, text: str) -> None:
     """fmt_ms picks the unit a person would."""
