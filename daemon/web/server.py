@@ -444,7 +444,9 @@ class AdminServer:
     async def page_task(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         task = self._task(name)
-        view = next(v for v in await self.views.task_views() if v["name"] == name)
+        view = next((v for v in await self.views.task_views() if v["name"] == name), None)
+        if view is None:  # reloaded between the two looks
+            raise web.HTTPNotFound(reason=f'unknown task "{name}"')
         runs: list[dict[str, Any]] = []
         if self.queries is not None:
             rows = (await self.queries.recent([name], TASK_PAGE_RUNS)).get(name, [])

@@ -35,7 +35,7 @@ BIN = WINDOW / TICKS
 TTL = 60.0
 HORIZON = WINDOW + 2 * TTL
 # How long a request waits for schedules never computed before (then their lanes say so).
-WAIT = 0.5
+WAIT = 1.0
 _JUST_BEFORE = timedelta(microseconds=1)
 
 
@@ -108,8 +108,7 @@ def _key(task: CompiledTask) -> tuple[str, str]:
 
 
 async def _quiet() -> None:
-    """Return away from a whole second: cron fires land there, and the scheduler's batch must
-    not wait behind a timeline computation."""
+    """Return away from a whole second (cron fires land there), after yielding to the loop."""
     phase = time.time() % 1.0
     if phase > 1.0 - FIRE_QUIET_BEFORE or phase < FIRE_QUIET_AFTER:
         await asyncio.sleep((FIRE_QUIET_AFTER - phase) % 1.0)
@@ -177,17 +176,15 @@ class UpcomingFires:
         return now_ts, lanes
 
     async def _compute(self, wanted: Mapping[tuple[str, str], NextAfter], *, prune: bool) -> None:
-        # A first computation (nothing cached) starts at once; refreshes wait for a quiet moment.
         for key, schedule in wanted.items():
             entry = self._cache.get(key)
-            now = self.scheduler.clock.now()
-            if entry is not None and now.timestamp() - entry.at < TTL:
+            if entry is not None and self.scheduler.clock.now().timestamp() - entry.at < TTL:
                 continue
-            if entry is not None or time.time() % 1.0 > 1.0 - FIRE_QUIET_BEFORE:
-                await _quiet()
-                now = self.scheduler.clock.now()
+            # One schedule (a few ms at most) at a time, each away from a whole second: fires
+            # due meanwhile run first, and the scheduler's batch never waits behind this.
+            await _quiet()
+            now = self.scheduler.clock.now()
             self._cache[key] = upcoming(schedule, now, now.timestamp() + HORIZON)
-            await asyncio.sleep(0)  # one schedule at a time: fires due meanwhile go first
         if prune:  # reloads: forget schedules no task has any more
             self._cache = {k: v for k, v in self._cache.items() if k in wanted}
 

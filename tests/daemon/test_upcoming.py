@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -143,3 +144,12 @@ def test_ttl_leaves_the_window_covered() -> None:
     """A snapshot up to 2 x TTL old still reaches a full window past its reader's now."""
     assert up.HORIZON >= up.WINDOW + 2 * up.TTL
     assert timedelta(seconds=up.BIN) == timedelta(minutes=30)
+
+
+async def test_quiet_returns_away_from_whole_seconds() -> None:
+    """Every schedule is computed after _quiet(): never in the window where cron fires land."""
+    for _ in range(5):
+        await up._quiet()
+        phase = time.time() % 1.0
+        assert up.FIRE_QUIET_AFTER <= phase < 1.0 - up.FIRE_QUIET_BEFORE, phase
+        await asyncio.sleep(0.13)  # land elsewhere in the second next time
