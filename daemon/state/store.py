@@ -57,8 +57,10 @@ SLOTS_INTERVAL = 5.0
 FLUSH_ROWS = 500
 FLUSH_INTERVAL = 0.2
 MAX_RETRY_DELAY = 2.0
-# Claim statements in flight at once on a shared (PostgreSQL) store.
+# Claim statements in flight at once on a shared (PostgreSQL) store, and the fewest claims a
+# statement carries when a batch is split between them.
 CLAIM_CONCURRENCY = 3
+MIN_CLAIM_CHUNK = 100
 # The claim refuses (EARLY) a scheduled slot further ahead of the database clock than this (ms):
 # the backstop for a process whose clock is not (yet) corrected.
 EARLY_TOLERANCE_MS = 1000
@@ -305,12 +307,16 @@ class StateStore:
         await asyncio.sleep(0)
         batch, self._claims = self._claims, []
         self._claim_task = None
-        chunk = self.dialect.batch_rows
+        # Chunks go out in order. A small batch is cut into a few chunks on one connection: the
+        # runs of a chunk start while the next chunk's statement is in the database. A big one
+        # (10,000 fires) goes out on up to CLAIM_CONCURRENCY connections at once (PostgreSQL),
+        # so later chunks do not wait for every earlier round trip. SQLite: one connection.
+        chunk = min(self.dialect.batch_rows, max(MIN_CLAIM_CHUNK, -(-len(batch) // 4)))
         parts = deque(batch[i : i + chunk] for i in range(0, len(batch), chunk))
-        # Chunks go out in order on up to CLAIM_CONCURRENCY connections at once (PostgreSQL):
-        # 10,000 fires are ten statements, and the later ones must not wait for the earlier
-        # ones' round trips. SQLite has one connection: one at a time.
-        workers = min(len(parts), CLAIM_CONCURRENCY if self.dialect.shared_clock else 1)
+        concurrency = 1
+        if self.dialect.shared_clock and len(batch) > 2 * self.dialect.batch_rows:
+            concurrency = CLAIM_CONCURRENCY
+        workers = min(len(parts), concurrency)
         await asyncio.gather(*(self._claim_parts(parts) for _ in range(workers)))
 
     async def _claim_parts(self, parts: deque[list[tuple[Claim, asyncio.Future[str]]]]) -> None:
