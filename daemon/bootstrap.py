@@ -20,6 +20,7 @@ from daemon.resources.cache import Cache, create_cache
 from daemon.resources.db import create_datasource
 from daemon.resources.db.base import DataSource
 from daemon.resources.http.client import HttpClient
+from daemon.state.spool import spool_dir
 from daemon.state.store import StateStore, TaskPolicy, open_state_datasource
 from steps import build_registry
 
@@ -260,12 +261,14 @@ def store_from_config(config: Config) -> StateStore | None:
     if name is None or name not in config.spec.datasources:
         return None
     daemon = config.spec.daemon
+    ds = open_state_datasource(config.spec.datasources[name].url, base_dir=config.base_dir)
     store = StateStore(
-        open_state_datasource(config.spec.datasources[name].url, base_dir=config.base_dir),
+        ds,
         instance=daemon.instance,
         lease_timeout=parse_duration(daemon.lease_timeout),
         retention=parse_duration(daemon.history_retention),
         max_runs=daemon.history_max_runs,
+        spool_dir=spool_dir(os.environ, getattr(ds, "path", None), config.base_dir),
     )
     store.configure(policies_from_config(config))
     return store

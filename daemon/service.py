@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -309,6 +310,7 @@ class Service:
         scheduler = self.scheduler
         self.notifier.stopping(self._status())
         in_flight = scheduler.running_count
+        deadline = time.monotonic() + self.shutdown_timeout
         log.info("shutdown_started", running=in_flight, timeout_s=self.shutdown_timeout)
         scheduler.stop_firing()
         await serve
@@ -321,8 +323,9 @@ class Service:
         if self.ops is not None:
             await self.ops.stop_listener()
         if self.store is not None:
-            # Final states reach the store before exit (bounded: a dead store must not hang us).
-            await self.store.close(timeout=5.0)
+            # Final states reach the store before exit — bounded: a dead store must not hang
+            # us; what it does not take is spooled to disk for the next start.
+            await self.store.close(timeout=max(5.0, deadline - time.monotonic()))
         # Reverse order of opening: the newest resources first, then those kept from the start.
         closing = [*(r for r in self._retired if r is not self.resources)]
         if self.resources is not None:

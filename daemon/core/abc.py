@@ -46,6 +46,15 @@ class Claimer(Protocol):
 
     def claim(self, claim: Claim) -> Awaitable[str]: ...
 
+    @property
+    def behind(self) -> bool:
+        """True while the store cannot keep up (its write queue is full): hold new fires."""
+        ...
+
+    async def wait_ready(self) -> None:
+        """Return once the store has room again."""
+        ...
+
 
 class RunRecorder(Protocol):
     """Where outcomes go (logs, the history store). Must not block: enqueue and return."""

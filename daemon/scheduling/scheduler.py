@@ -197,6 +197,16 @@ class _Rest:
                     return
 
 
+async def _first_of(*waits: Awaitable[Any]) -> None:
+    """Return when the first of `waits` is done; cancel the others."""
+    pending = {asyncio.ensure_future(w) for w in waits}
+    try:
+        await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for fut in pending:
+            fut.cancel()
+
+
 async def _carry_on(coro: Coroutine[Any, Any, None], pending: Any) -> None:
     await _Rest(coro, pending)
 
@@ -365,6 +375,12 @@ class Scheduler:
                 run = self._manual.popleft()
                 if self._states.get(run.state.task.name) is run.state:
                     self._start(run.state, run)
+            claims = self.claims
+            if claims is not None and claims.behind:
+                # The store is behind on its writes: hold new fires rather than pile up their
+                # outcomes; those that waited past their misfire grace are recorded missed.
+                await _first_of(claims.wait_ready(), self._wake.wait())
+                continue
             # The timer may fire early (uvloop: ~1 ms), so what is due is decided by the clock.
             now = self.clock.now()
             now_ts = now.timestamp()

@@ -230,6 +230,51 @@ _STATEMENTS: Final[dict[str, tuple[str, str] | str]] = {
         RETURNING run_id
         """,  # SQLite's RETURNING sees only the updated table, by unqualified names
     ),
+    # --- final states a previous process spooled at exit (state/spool.py): its leases may have
+    # expired and a survivor may have marked the rows interrupted; the token still proves them.
+    "finish_spooled": (
+        """
+        UPDATE cronstack_runs r SET status = v.status,
+            started_at = COALESCE(v.started_at, r.started_at),
+            finished_at = v.finished_at,
+            duration_ms = COALESCE(v.duration_ms,
+                v.finished_at - COALESCE(v.started_at, r.started_at)),
+            error = v.error::jsonb, trace = v.trace::jsonb, reason = v.reason,
+            lease_expires_at = NULL
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[],
+                    $6::bigint[], $7::text[], $8::text[], $9::text[])
+            AS v(run_id, token, status, started_at, finished_at, duration_ms, error, trace,
+                 reason)
+        WHERE r.run_id = v.run_id AND r.lease_token = v.token
+          AND r.status IN ('running', 'interrupted')
+        RETURNING r.run_id
+        """,
+        f"""
+        UPDATE cronstack_runs AS r SET status = v.status,
+            started_at = COALESCE(v.started_at, r.started_at),
+            finished_at = v.finished_at,
+            duration_ms = COALESCE(v.duration_ms,
+                v.finished_at - COALESCE(v.started_at, r.started_at)),
+            error = v.error, trace = v.trace, reason = v.reason, lease_expires_at = NULL
+        FROM (SELECT {
+            _fields(
+                "run_id",
+                "token",
+                "status",
+                "started_at",
+                "finished_at",
+                "duration_ms",
+                "error",
+                "trace",
+                "reason",
+            )
+        }
+              FROM json_each($1)) AS v
+        WHERE r.run_id = v.run_id AND r.lease_token = v.token
+          AND r.status IN ('running', 'interrupted')
+        RETURNING run_id
+        """,
+    ),
     # --- the latest slot each task considered (catch-up after downtime starts there) ----------
     "save_slots": (
         "INSERT INTO cronstack_task_state (task, last_slot)"

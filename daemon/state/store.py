@@ -33,10 +33,12 @@ from daemon.core.secrets import mask_value
 from daemon.resources.db import create_datasource
 from daemon.resources.db.base import DataSource
 from daemon.resources.db.sqlite import SqliteDataSource
+from daemon.state import spool
 from daemon.state.dbclock import DatabaseClock
 from daemon.state.lock import FileLock, StoreLockedError
 from daemon.state.migrations import migrate
 from daemon.state.queries import RunQueries
+from daemon.state.spool import Spooled
 from daemon.state.sql import Dialect, dialect_named, statements
 
 log = structlog.get_logger("cronstack.store")
@@ -53,6 +55,10 @@ PRUNE_TASKS = 200
 # restart starts there. Saving it with every flush wrote a row per task 5 times a second; a
 # slot saved late is harmless (its row exists, so a catch-up of it is refused by the key).
 SLOTS_INTERVAL = 5.0
+# Write-behind limit: with this many rows queued the store is `behind` and the scheduler holds
+# new fires (they are recorded missed if they wait past their misfire grace) until it catches up:
+# memory stays bounded however long the database is slow or gone.
+MAX_QUEUED = 50_000
 # Write-behind: flush at this many queued writes, or this long after the first one.
 FLUSH_ROWS = 500
 FLUSH_INTERVAL = 0.2
@@ -145,8 +151,11 @@ class StateStore:
         retention: float = 30 * 86400.0,
         max_runs: int = 10_000,
         flush_interval: float = FLUSH_INTERVAL,
+        spool_dir: Path | None = None,
     ) -> None:
         self.ds = ds
+        # Where final writes that could not be made before exit wait for the next start.
+        self.spool_dir = spool_dir
         self.dialect: Dialect = dialect_named(ds.dialect)
         self.q = statements(self.dialect)
         self.queries = RunQueries(ds, self.dialect, self.q)
@@ -172,6 +181,8 @@ class StateStore:
         self._has_work = asyncio.Event()
         self._full = asyncio.Event()  # FLUSH_ROWS queued (or closing): flush without waiting
         self._flushed = asyncio.Event()
+        self._room = asyncio.Event()  # set while fewer than MAX_QUEUED rows are queued
+        self._room.set()
         self._claims: list[tuple[Claim, asyncio.Future[str]]] = []
         self._claim_task: asyncio.Task[None] | None = None
         self._background = BackgroundTasks("store_task_failed")
@@ -204,6 +215,9 @@ class StateStore:
                 await self.ds.execute("PRAGMA synchronous=NORMAL", [])
             await migrate(self.ds)
             if exclusive:
+                # First what a previous process finished but could not write: those runs end
+                # as they ended, not as `interrupted`.
+                await self._replay_spools()
                 now = int(time.time() * 1000)
                 await self.ds.execute(
                     self.q["register_instance"],
@@ -261,11 +275,56 @@ class StateStore:
                         self._flushed.clear()
                         await self._flushed.wait()
         except TimeoutError:
-            log.error("history_not_flushed", queued=len(self._pending), timeout_s=timeout)
-        await self._background.cancel()
+            pass
+        await self._background.cancel()  # a flush cut short puts its rows back in the queue
+        if len(self._pending) or self._slots:
+            self._spool(timeout)
         with contextlib.suppress(Exception):
             await self.ds.close()
         self._release_lock()
+
+    def _spool(self, timeout: float) -> None:
+        """Keep what could not be written (the store did not answer within `timeout`) in a
+        spool file for the next start; only if that fails too is it lost, and said so."""
+        pending, slots = self._pending, self._slots
+        spooled = Spooled(pending.updates, pending.fallbacks, pending.inserts, slots)
+        queued = len(spooled)
+        self._pending, self._slots = _Pending(), {}
+        if self.spool_dir is not None:
+            try:
+                path = spool.write(self.spool_dir, self.owner, spooled)
+            except OSError as exc:
+                log.error("history_not_spooled", queued=queued, error=str(exc))
+            else:
+                log.warning("history_spooled", queued=queued, file=str(path), timeout_s=timeout)
+                return
+        log.error("history_not_flushed", queued=queued, timeout_s=timeout)
+
+    async def _replay_spools(self) -> None:
+        """Write every spool file left by a process that exited with writes still queued."""
+        if self.spool_dir is None:
+            return
+        with spool.claimed(self.spool_dir) as spools:
+            for path, spooled in spools:
+                done = 0
+                if spooled.updates:
+                    for i in range(0, len(spooled.updates), self.dialect.batch_rows):
+                        part = spooled.updates[i : i + self.dialect.batch_rows]
+                        rows = await self.ds.fetch(
+                            self.q["finish_spooled"], self.dialect.batch(part)
+                        )
+                        done += len(rows)
+                        found = {r["run_id"] for r in rows}
+                        spooled.inserts.extend(
+                            spooled.fallbacks[r[0]]
+                            for r in part
+                            if r[0] not in found and r[0] in spooled.fallbacks
+                        )
+                if spooled.inserts:
+                    done += len(await self._insert_rows(spooled.inserts))
+                if spooled.slots:
+                    await self._save_slots(spooled.slots)
+                log.info("history_spool_replayed", file=str(path), rows=done)
 
     # --- configuration --------------------------------------------------------------------------
 
@@ -470,8 +529,12 @@ class StateStore:
             if slot is None or outcome.scheduled_at > slot:
                 self._slots[outcome.task] = outcome.scheduled_at
         self._has_work.set()
-        if len(self._pending) >= FLUSH_ROWS:
+        queued = len(self._pending)
+        if queued >= FLUSH_ROWS:
             self._full.set()
+            if queued >= MAX_QUEUED and self._room.is_set():
+                self._room.clear()
+                log.warning("state_store_behind", queued=queued, limit=MAX_QUEUED)
 
     def _row(self, outcome: Outcome, error: Any, trace: Any) -> tuple[Any, ...]:
         """An outcome as a whole run row (RUN_COLUMNS order)."""
@@ -491,6 +554,20 @@ class StateStore:
             self._json_in(trace),
             outcome.reason,
         )
+
+    @property
+    def behind(self) -> bool:
+        """Claimer: too many writes queued; new fires wait (`wait_ready`)."""
+        return not self._room.is_set()
+
+    async def wait_ready(self) -> None:
+        """Claimer: wait until the queue is back under its limit."""
+        await self._room.wait()
+
+    def _check_room(self) -> None:
+        if not self._room.is_set() and len(self._pending) < MAX_QUEUED // 2:
+            self._room.set()
+            log.info("state_store_caught_up", queued=len(self._pending))
 
     @property
     def queued(self) -> int:
@@ -514,6 +591,7 @@ class StateStore:
                 await self._insert_rows(batch.inserts)
                 batch.inserts = []
             due = slots or time.monotonic() - self._slots_saved >= SLOTS_INTERVAL
+            self._check_room()
             if self._slots and due:
                 saving, self._slots = self._slots, {}
                 try:

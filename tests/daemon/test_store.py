@@ -291,6 +291,7 @@ class EarlyClaims:
     """A claimer that answers EARLY for one slot a few times, then WON; WON for all others."""
 
     exclusive = False
+    behind = False
 
     def __init__(self, slot_ms: int, refusals: int) -> None:
         self.slot_ms = slot_ms
