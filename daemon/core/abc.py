@@ -43,6 +43,9 @@ class Claimer(Protocol):
     leaves nothing behind to account for — and its final row is its only write."""
 
     exclusive: bool
+    # (this process's rank, live replicas): each replica claims the fires of the tasks whose
+    # name hashes to its rank first; (0, 1) when it is alone.
+    partition: tuple[int, int]
 
     def claim(self, claim: Claim) -> Awaitable[str]: ...
 

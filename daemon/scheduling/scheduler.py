@@ -8,6 +8,7 @@ import contextvars
 import gc
 import heapq
 import random
+import zlib
 from collections import deque
 from collections.abc import Awaitable, Coroutine, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +56,8 @@ EARLY_RETRY_MAX = 5.0
 MAX_MISSED_RECORDS = 100
 # Fires handled before the loop yields so that their runs start (lower lag in big batches).
 BATCH_CHUNK = 256
+# With replicas, how long after its slot a fire of another replica's share is claimed here.
+PARTITION_GRACE = 2.0
 
 
 class RunFn(Protocol):
@@ -94,9 +97,11 @@ class _TaskState:
     backlog: deque[_Run] = field(default_factory=deque)  # catch_up "all": one after another
     # `slot_id_for(name, ms)` is this plus the ms: one concatenation per fire, not an f-string.
     slot_prefix: str = field(init=False)
+    part: int = field(init=False)  # which replica claims its fires first (hash mod replicas)
 
     def __post_init__(self) -> None:
         self.slot_prefix = f"{self.task.name}@"
+        self.part = zlib.crc32(self.task.name.encode())
 
 
 class _Run:
@@ -659,8 +664,45 @@ class Scheduler:
             self._release(runs, held)
 
     async def _claim_then_begin(self, runs: list[_Run]) -> None:
-        """Claim a batch's fires in the state store (one statement per chunk), and start each run
-        as soon as its chunk is answered, while the next chunk's statement is on its way."""
+        """Claim a batch's fires in the state store and start each run as soon as its claim is
+        answered. With replicas, each claims its own share first (task name hash modulo the
+        live replicas) and the rest only PARTITION_GRACE after the slot, when its owner has
+        had its chance: the work divides evenly, and a replica that died mid-burst loses
+        nothing — its share is claimed (late) by the others."""
+        claims = self.claims
+        assert claims is not None
+        rank, count = claims.partition
+        if count < 2:
+            await self._claim_and_begin(runs)
+            return
+        own: list[_Run] = []
+        others: list[_Run] = []
+        for run in runs:
+            mine = run.origin == MANUAL or run.state.part % count == rank
+            (own if mine else others).append(run)
+        for run in others:
+            # Not ours (yet): it must not count as running for this task's next fires.
+            run.state.running.discard(run)
+        try:
+            await self._claim_and_begin(own)
+            if others:
+                due = max(r.scheduled_ms for r in others) / 1000 + PARTITION_GRACE
+                await self.clock.sleep(due - self.clock.now().timestamp())
+        except asyncio.CancelledError:
+            # Shutdown before we claimed them: each ends as cancelled (a row only if its owner
+            # has not written one: the insert is refused by the slot's key otherwise).
+            for run in others:
+                run.cancel_reason = run.cancel_reason or "shutdown"
+                self._begin(run, None)
+            raise
+        if others:
+            for run in others:
+                state = run.state
+                if self._states.get(state.task.name) is state:
+                    state.running.add(run)
+            await self._claim_and_begin(others)
+
+    async def _claim_and_begin(self, runs: list[_Run]) -> None:
         claims = self.claims
         assert claims is not None
         for run in runs:

@@ -120,6 +120,11 @@ _STATEMENTS: Final[dict[str, tuple[str, str] | str]] = {
         " heartbeat_at = excluded.heartbeat_at"
     ),
     "instance_heartbeat": "UPDATE cronstack_instances SET heartbeat_at = {NOW} WHERE instance = $1",
+    # Replicas whose heartbeat is younger than a lease ($1 ms): they share the claims.
+    "live_instances": (
+        "SELECT instance FROM cronstack_instances WHERE heartbeat_at > {NOW} - $1 ORDER BY instance"
+    ),
+    "unregister_instance": "DELETE FROM cronstack_instances WHERE instance = $1",
     # --- claims: own (task, slot, attempt) before any side effect ------------------------------
     # $1 instance, $2 lease owner, $3 lease ms, $4 started_at, $5 early tolerance ms; the batch
     # from $6: (run_id, task, slot_id, scheduled_at, trigger, attempt, skip, token).

@@ -191,6 +191,9 @@ class StateStore:
         # Claimer: a SQLite store serves one process (file lock): runs without outside effects
         # need no claim (see core.abc.Claimer).
         self.exclusive = not self.dialect.shared_clock
+        # Claimer: (our rank, live replicas), from the instances' heartbeats.
+        self.partition: tuple[int, int] = (0, 1)
+        self._registered = False
         self.writes = 0  # statements that wrote, for benchmarks
         self.claiming = 0  # claims waiting for the database (tests on a fake clock wait for 0)
 
@@ -223,6 +226,8 @@ class StateStore:
                     self.q["register_instance"],
                     [self.instance, socket.gethostname(), os.getpid(), now],
                 )
+                self._registered = True
+                await self.refresh_partition()
                 # Before the scheduler arms: its first deadlines are already on the
                 # database's clock.
                 await self.clock.sync()
@@ -279,6 +284,11 @@ class StateStore:
         await self._background.cancel()  # a flush cut short puts its rows back in the queue
         if len(self._pending) or self._slots:
             self._spool(timeout)
+        if self._registered:
+            # Leaving: the other replicas take our share of the claims from their next beat.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1.0):
+                    await self.ds.execute(self.q["unregister_instance"], [self.instance])
         with contextlib.suppress(Exception):
             await self.ds.close()
         self._release_lock()
@@ -691,6 +701,21 @@ class StateStore:
         await self.ds.execute(self.q["instance_heartbeat"], [self.instance])
         return count
 
+    async def refresh_partition(self) -> tuple[int, int]:
+        """Who shares the claims: the replicas with a live heartbeat, in name order."""
+        if not self.dialect.shared_clock:
+            return self.partition
+        rows = await self.ds.fetch(self.q["live_instances"], [self.lease_ms])
+        names = [r["instance"] for r in rows]
+        if self.instance not in names:
+            names.append(self.instance)
+            names.sort()
+        partition = (names.index(self.instance), len(names))
+        if partition != self.partition:
+            log.info("replicas", rank=partition[0], live=partition[1])
+        self.partition = partition
+        return partition
+
     async def reap(self) -> int:
         """Mark runs whose lease expired (their process died or lost the store) `interrupted`."""
         return await self._interrupt(
@@ -719,6 +744,7 @@ class StateStore:
             try:
                 await self.heartbeat()
                 await self.reap()
+                await self.refresh_partition()
                 self.outage.recovered()
             except Exception as exc:
                 self.outage.failed(exc)

@@ -292,6 +292,7 @@ class EarlyClaims:
 
     exclusive = False
     behind = False
+    partition = (0, 1)
 
     def __init__(self, slot_ms: int, refusals: int) -> None:
         self.slot_ms = slot_ms
