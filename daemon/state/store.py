@@ -274,7 +274,11 @@ class StateStore:
             async with asyncio.timeout(timeout):
                 while len(self._pending) or self._slots or self._flushing is not None:
                     if not self._background:
-                        await self.flush(slots=True)
+                        try:
+                            await self.flush(slots=True)
+                        except Exception as exc:  # keep trying until the timeout, then spool
+                            self.outage.failed(exc)
+                            await asyncio.sleep(self.flush_interval)
                     else:
                         self._has_work.set()
                         self._flushed.clear()
@@ -542,9 +546,9 @@ class StateStore:
         queued = len(self._pending)
         if queued >= FLUSH_ROWS:
             self._full.set()
-            if queued >= MAX_QUEUED and self._room.is_set():
-                self._room.clear()
-                log.warning("state_store_behind", queued=queued, limit=MAX_QUEUED)
+        if queued >= MAX_QUEUED and self._room.is_set():
+            self._room.clear()
+            log.warning("state_store_behind", queued=queued, limit=MAX_QUEUED)
 
     def _row(self, outcome: Outcome, error: Any, trace: Any) -> tuple[Any, ...]:
         """An outcome as a whole run row (RUN_COLUMNS order)."""

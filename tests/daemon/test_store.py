@@ -43,6 +43,7 @@ async def stores(db_url: str, tmp_path: Path) -> AsyncIterator[StoreFactory]:
         await cleaner.open()
         await cleaner.execute("DELETE FROM cronstack_runs", [])
         await cleaner.execute("DELETE FROM cronstack_task_state", [])
+        await cleaner.execute("DELETE FROM cronstack_instances", [])
         await cleaner.close()
 
 
