@@ -14,11 +14,13 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from daemon.core.errors import ConfigError, Issue
+from daemon.core.events import EventSchedule
 from daemon.core.secrets import mask, mask_value
 from daemon.ops import logs
 
 if TYPE_CHECKING:
     from daemon.config.settings import Config
+    from daemon.core.abc import Schedule
     from daemon.core.runs import RunResult
     from daemon.state.store import StateStore
 
@@ -92,6 +94,7 @@ async def _check(args: argparse.Namespace) -> int:
                     "cron": task.cron,
                     "timezone": str(task.tz.key),
                     "next": fires,
+                    "schedule": _schedule_json(task.schedule),
                     "file": task.file,
                     "description": task.schedule.describe() if task.schedule else "manual only",
                 }
@@ -105,7 +108,10 @@ async def _check(args: argparse.Namespace) -> int:
                     "warnings": [i.as_json() for i in warnings],
                     # Exactly docs/contract.md's keys; file and words are for the human output.
                     "tasks": [
-                        {k: t[k] for k in ("name", "status", "cron", "timezone", "next")}
+                        {
+                            k: t[k]
+                            for k in ("name", "status", "cron", "timezone", "next", "schedule")
+                        }
                         for t in tasks_out
                     ],
                 }
@@ -123,6 +129,16 @@ async def _check(args: argparse.Namespace) -> int:
         return EXIT_OK if valid else EXIT_INVALID
     finally:
         await close_resources(loaded.resources)
+
+
+def _schedule_json(schedule: Schedule | None) -> dict[str, Any] | None:
+    """`check --json`'s `schedule`: the events of an event schedule, or the cron expression;
+    with the words `check` prints. None for a task that only runs when triggered."""
+    if schedule is None:
+        return None
+    if isinstance(schedule, EventSchedule):
+        return {**schedule.as_json(), "description": schedule.describe()}
+    return {"cron": schedule.expression, "description": schedule.describe()}
 
 
 def _report_invalid(args: argparse.Namespace, issues: list[Issue]) -> int:

@@ -14,6 +14,7 @@ import msgspec
 from daemon.config.convert import check_duration, check_timezone, convert_struct
 from daemon.core.cron import CronSchedule
 from daemon.core.errors import Issue, join_path
+from daemon.core.events import Event, parse_instant
 from daemon.core.jsonc import JsoncError, loads_jsonc_located
 
 Overlap = Literal["skip", "allow", "queue", "replace"]
@@ -29,10 +30,21 @@ class RetrySpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_delay: Duration = "30s"
 
 
-class ScheduleSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """The seed's schedule object, plus cronstack's jitter / misfire_grace / catch_up."""
+class EventSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One Xano event (docs/contract.md "Xano's own formats"): times with an offset, as text or
+    (TOML) a datetime; `check_events` validates them."""
 
-    cron_expression: str
+    starts_on: Any
+    freq: int | None = None
+    ends_on: Any = None
+
+
+class ScheduleSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The seed's schedule object, plus cronstack's jitter / misfire_grace / catch_up; or Xano
+    `events` instead of `cron_expression` (exactly one of the two)."""
+
+    cron_expression: str | None = None
+    events: list[EventSpec] | None = None
     timezone: str | None = None
     skip_if_running: bool | None = None
     jitter: Duration | None = None
@@ -50,7 +62,7 @@ class TaskSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     status: Literal["active", "inactive"] = "active"
     request_history: bool = True
     data_source: str | None = None
-    schedule: str | ScheduleSpec | None = None
+    schedule: str | ScheduleSpec | list[EventSpec] | None = None
     function_stack: list[Any] = []
     timeout: Duration | None = None
     retry: RetrySpec | None = None
@@ -67,10 +79,17 @@ class TaskSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     @property
     def cron_expression(self) -> str | None:
-        """The cron string, or None for a manual-only task."""
+        """The cron string, or None for a manual-only or event-scheduled task."""
         if isinstance(self.schedule, ScheduleSpec):
             return self.schedule.cron_expression
-        return self.schedule
+        return self.schedule if isinstance(self.schedule, str) else None
+
+    @property
+    def event_specs(self) -> list[EventSpec] | None:
+        """The Xano events (`schedule: {events: [...]}` or the list alone), else None."""
+        if isinstance(self.schedule, ScheduleSpec):
+            return self.schedule.events
+        return self.schedule if isinstance(self.schedule, list) else None
 
     def timezone_name(self, default: str) -> str:
         """The schedule's timezone, else `default` (config `[daemon] timezone`)."""
@@ -170,6 +189,15 @@ def task_from_value(value: Any, file: str, base_path: str) -> tuple[TaskSpec | N
                         f" {str(schedule.skip_if_running).lower()}; set only one",
                     )
                 )
+        if schedule.events is not None:
+            if cron_text is not None:
+                issues.append(Issue(file, sched_path, "give cron_expression or events, not both"))
+            check_events(schedule.events, file, join_path(sched_path, "events"), issues)
+        elif cron_text is None:
+            issues.append(Issue(file, cron_path, 'missing required key "cron_expression"'))
+    elif isinstance(schedule, list):
+        cron_text, cron_path = None, sched_path
+        check_events(schedule, file, sched_path, issues)
     else:
         cron_text, cron_path = schedule, sched_path
     if cron_text is not None:
@@ -202,6 +230,40 @@ def task_from_value(value: Any, file: str, base_path: str) -> tuple[TaskSpec | N
     if spec.name is not None and not spec.name.strip():
         issues.append(Issue(file, where("name"), "must not be empty"))
     return spec, issues
+
+
+def build_events(specs: list[EventSpec]) -> list[Event]:
+    """The events of a validated spec (raises ValueError on an invalid one)."""
+    return [
+        Event(
+            parse_instant(e.starts_on),
+            e.freq,
+            parse_instant(e.ends_on) if e.ends_on is not None else None,
+        )
+        for e in specs
+    ]
+
+
+def check_events(specs: list[EventSpec], file: str, path: str, issues: list[Issue]) -> None:
+    """Report every invalid event time, freq or range at its own path."""
+    for i, spec in enumerate(specs):
+        where = join_path(path, i)
+        times = []
+        for key in ("starts_on", "ends_on"):
+            value = getattr(spec, key)
+            if value is None:
+                continue
+            try:
+                times.append(parse_instant(value))
+            except ValueError as exc:
+                issues.append(Issue(file, join_path(where, key), str(exc)))
+        if len(times) != (1 if spec.ends_on is None else 2):
+            continue
+        try:
+            Event(times[0], spec.freq, times[1] if len(times) > 1 else None)
+        except ValueError as exc:
+            key = "freq" if "freq" in str(exc) else "ends_on"
+            issues.append(Issue(file, join_path(where, key), str(exc)))
 
 
 def _is_step(value: Any) -> bool:

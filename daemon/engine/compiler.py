@@ -18,7 +18,7 @@ from steps.base import Evaluator, Registry, Step
 
 if TYPE_CHECKING:
     from daemon.config.tasks import LoadedTask, RetrySpec
-    from daemon.core.cron import CronSchedule
+    from daemon.core.abc import Schedule
     from daemon.engine.context import RunContext
     from daemon.resources.db.base import DataSource, TableInfo
 
@@ -50,8 +50,8 @@ class CompiledTask:
     request_history: bool
     data_source: str | None
     tz: ZoneInfo
-    cron: str | None
-    schedule: CronSchedule | None
+    cron: str | None  # None for event schedules (and manual-only tasks)
+    schedule: Schedule | None  # CronSchedule or EventSchedule
     steps: list[Step]
     on_failure: list[Step] | None
     timeout: float | None
@@ -321,8 +321,10 @@ def compile_task(
     default_datasource: str | None,
 ) -> tuple[CompiledTask | None, list[Issue]]:
     """Compile one loaded task; returns the task (None if it has errors) and all its issues."""
+    from daemon.config.tasks import build_events, check_events
     from daemon.core.cron import CronSchedule
     from daemon.core.durations import parse_duration
+    from daemon.core.events import EventSchedule
 
     spec = loaded.spec
     file = loaded.display or loaded.file
@@ -363,6 +365,8 @@ def compile_task(
     catch_up = spec.catch_up
     if isinstance(schedule, str):
         cron_expr = schedule
+    elif isinstance(schedule, list):
+        pass  # events alone: read below
     elif schedule is not None:
         cron_expr = schedule.cron_expression
         tz_name = schedule.timezone or default_timezone
@@ -380,13 +384,20 @@ def compile_task(
         tz = None
         issues.append(Issue(file, at("schedule.timezone"), f'unknown timezone "{tz_name}"'))
 
-    cron: CronSchedule | None = None
+    cron: Schedule | None = None
     if cron_expr is not None and tz is not None:
         try:
             cron = CronSchedule(cron_expr, tz)
         except ValueError as exc:
             where = "schedule" if isinstance(schedule, str) else "schedule.cron_expression"
             issues.append(Issue(file, at(where), str(exc)))
+    elif spec.event_specs:
+        where = "schedule" if isinstance(schedule, list) else "schedule.events"
+        problems: list[Issue] = []
+        check_events(spec.event_specs, file, at(where), problems)
+        issues.extend(problems)  # the loader's own issues: reported once (see bootstrap)
+        if not problems:
+            cron = EventSchedule(build_events(spec.event_specs))
 
     def duration(value: Any, where: str, default: float | None) -> float | None:
         if value is None:
