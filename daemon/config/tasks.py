@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -135,6 +136,22 @@ def _seconds(value: Duration) -> float:
     return parse_duration(value)
 
 
+# A step dict produced from another format (XanoScript) carries where it came from under this
+# key; the engine's compiler reads it (trace names, issue lines) and drops it before validating.
+SOURCE_KEY = "$source"
+
+
+@dataclass(frozen=True, slots=True)
+class StepSource:
+    """Where a step came from: the statement's name for traces (`db.query`), its position for
+    issues, and how its child step lists read in paths (`steps` -> `foreach.each`)."""
+
+    label: str
+    line: int | None = None
+    column: int | None = None
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+
 @dataclass(slots=True)
 class LoadedTask:
     """A validated task and where it came from (for error messages and reload diffs)."""
@@ -145,6 +162,7 @@ class LoadedTask:
     base_path: str = ""  # prefix for Issue paths: "" for one task per file, "[2]" in a list file
     line: int | None = None  # where the task starts, when the format tells
     display: str = field(default="")  # the file name for Issue.file (relative to the cwd)
+    stack_name: str = "function_stack"  # XanoScript: "stack" (step paths read `stack[2]`)
 
     def __post_init__(self) -> None:
         if not self.display:
@@ -158,6 +176,33 @@ class LoadedTask:
     def path(self, sub: str | int) -> str:
         """An Issue path inside this task: `[2]` + `function_stack` -> `[2].function_stack`."""
         return join_path(self.base_path, sub)
+
+
+class FunctionSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A JSON/TOML function file: what Call Function runs, by `name`, with `input` defaults."""
+
+    name: str
+    description: str = ""
+    tags: list[str] = []
+    input: dict[str, Any] = {}
+    function_stack: list[Any] = []
+    response: Any = None
+
+
+@dataclass(slots=True)
+class LoadedFunction:
+    """A function (JSON/TOML or XanoScript) ready to compile: its stack and response as step
+    dicts and a value, its input defaults and required inputs."""
+
+    name: str
+    file: str  # relative to the config folder
+    display: str  # as the user would type it
+    function_stack: list[Any]
+    response: Any = None
+    defaults: dict[str, Any] = field(default_factory=dict)
+    required: tuple[str, ...] = ()
+    stack_name: str = "function_stack"
+    line: int | None = None
 
 
 def task_from_value(value: Any, file: str, base_path: str) -> tuple[TaskSpec | None, list[Issue]]:

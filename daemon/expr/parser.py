@@ -510,9 +510,12 @@ def _text_evaluator(pieces: list[str | Node]) -> Callable[[Any], Any]:
 
 def compile_value(value: Any) -> Template:
     """Compile a field value: strings are templates, dicts and lists are walked (keys stay
-    literal), anything else is a constant."""
+    literal), a Template compiled elsewhere (XanoScript) is taken as it is, anything else is a
+    constant."""
     if isinstance(value, str):
         return compile_template(value)
+    if type(value) is Template:
+        return value
     if isinstance(value, dict):
         items = [(k, compile_value(v)) for k, v in value.items()]
         if all(t.constant for _, t in items):
@@ -540,10 +543,12 @@ def compile_value(value: Any) -> Template:
 
 
 def is_template(value: Any) -> bool:
-    """True when a literal holds `{{` anywhere (a string, or inside a dict or list), so its
-    value is known only at run time."""
+    """True when a literal holds `{{` anywhere (a string, or inside a dict or list), or is a
+    compiled Template that is not constant, so its value is known only at run time."""
     if isinstance(value, str):
         return "{{" in value
+    if type(value) is Template:
+        return not value.constant
     if isinstance(value, dict):
         return any(is_template(v) for v in value.values())
     if isinstance(value, list):
