@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.config.settings import Config, display_path, read_config
+from daemon.config.tasks import TaskReader
 from daemon.core.durations import parse_duration
 from daemon.core.errors import ConfigError, Issue
 from daemon.core.secrets import SECRETS
@@ -20,6 +21,7 @@ from daemon.resources.db import create_datasource
 from daemon.resources.db.base import DataSource
 from daemon.resources.http.client import HttpClient
 from daemon.state.store import StateStore, TaskPolicy, open_state_datasource
+from daemon.xano.loader import read_xs_file
 from steps import build_registry
 
 
@@ -43,6 +45,11 @@ class Loaded:
 
     def task(self, name: str) -> CompiledTask | None:
         return next((t for t in self.tasks if t.name == name), None)
+
+
+def task_readers() -> dict[str, TaskReader]:
+    """The task file formats beyond JSON and TOML, by suffix: XanoScript (`daemon.xano`)."""
+    return {".xs": read_xs_file}
 
 
 def _datasource_for(config: Config, name: str) -> DataSource:
@@ -173,7 +180,7 @@ async def load(path: str | Path, env: Mapping[str, str] | None = None) -> Loaded
     parsed; every other problem (config settings, task files, data sources, compiling) is
     returned in `Loaded.issues`, tasks with errors left out, so all are reported together."""
     env = dict(os.environ if env is None else env)
-    config, load_errors = read_config(path, env)
+    config, load_errors = read_config(path, env, readers=task_readers())
     register_config_secrets(config, env)
     try:
         http, cache = make_http(config), make_cache(config)
@@ -196,6 +203,7 @@ async def load(path: str | Path, env: Mapping[str, str] | None = None) -> Loaded
         datasources=datasources,
         configured_datasources=list(config.spec.datasources),
         default_datasource=resources.default_datasource,
+        functions=config.functions,
     )
     # The loader and the compiler both look at schedules and durations: report each once.
     issues = list(dict.fromkeys([*load_errors, *config.warnings, *issues, *task_issues]))

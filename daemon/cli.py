@@ -37,7 +37,7 @@ def _print_json(doc: Any) -> None:
 def _print_issues(issues: list[Issue], *, stream: Any = None) -> None:
     out = stream or sys.stderr
     for issue in issues:
-        label = "warning" if issue.severity == "warning" else "error"
+        label = {"warning": "warning", "info": "note"}.get(issue.severity, "error")
         out.write(f"{label}: {issue}\n")
 
 
@@ -72,10 +72,16 @@ async def _check(args: argparse.Namespace) -> int:
         return _report_invalid(args, exc.issues)
     try:
         issues = loaded.issues + await check_state_store(loaded.config, loaded.unreachable)
-        if args.strict:
-            issues = [Issue(i.file, i.path, i.message, i.line, i.column, "error") for i in issues]
+        if args.strict:  # warnings become errors; notes (skipped documents) stay notes
+            issues = [
+                Issue(i.file, i.path, i.message, i.line, i.column, "error")
+                if i.severity == "warning"
+                else i
+                for i in issues
+            ]
         errors = [i for i in issues if i.severity == "error"]
         warnings = [i for i in issues if i.severity == "warning"]
+        notes = [i for i in issues if i.severity == "info"]
         if args.from_ is not None:
             try:
                 parse_from(args.from_, ZoneInfo("UTC"))
@@ -101,23 +107,21 @@ async def _check(args: argparse.Namespace) -> int:
             )
         valid = not errors
         if args.json:
-            _print_json(
-                {
-                    "valid": valid,
-                    "errors": [i.as_json() for i in errors],
-                    "warnings": [i.as_json() for i in warnings],
-                    # Exactly docs/contract.md's keys; file and words are for the human output.
-                    "tasks": [
-                        {
-                            k: t[k]
-                            for k in ("name", "status", "cron", "timezone", "next", "schedule")
-                        }
-                        for t in tasks_out
-                    ],
-                }
-            )
+            doc: dict[str, Any] = {
+                "valid": valid,
+                "errors": [i.as_json() for i in errors],
+                "warnings": [i.as_json() for i in warnings],
+                # Exactly docs/contract.md's keys; file and words are for the human output.
+                "tasks": [
+                    {k: t[k] for k in ("name", "status", "cron", "timezone", "next", "schedule")}
+                    for t in tasks_out
+                ],
+            }
+            if notes:  # documents of an export that are not tasks (the key only when any)
+                doc["notes"] = [i.as_json() for i in notes]
+            _print_json(doc)
         else:
-            _print_issues(errors + warnings)
+            _print_issues(errors + warnings + notes)
             for t in tasks_out:
                 print(
                     f"{t['name']}  [{t['status']}]  {t['cron'] or '-'}  ({t['description']})"
@@ -269,10 +273,11 @@ async def _open_store(config: Config, *, required: bool = True) -> StateStore | 
 
 
 def _read_config(args: argparse.Namespace) -> Config | None:
+    from daemon.bootstrap import task_readers
     from daemon.config.settings import read_config
 
     try:
-        config, issues = read_config(_config_arg(args))
+        config, issues = read_config(_config_arg(args), readers=task_readers())
     except ConfigError as exc:
         _print_issues(exc.issues)
         return None

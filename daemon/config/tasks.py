@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -203,6 +203,48 @@ class LoadedFunction:
     required: tuple[str, ...] = ()
     stack_name: str = "function_stack"
     line: int | None = None
+
+
+# A reader for a task file format the config part does not know itself (XanoScript `.xs`):
+# (path, display name, name relative to the config folder) -> tasks, functions, issues. The
+# composition root hands these to `read_config`, keyed by suffix.
+TaskReader = Callable[[Path, str, str], tuple[list[LoadedTask], list[LoadedFunction], list[Issue]]]
+
+
+def load_function_file(
+    path: Path, display_name: str, *, file: str | None = None
+) -> tuple[list[LoadedFunction], list[Issue]]:
+    """Load a JSON/TOML function file: one `{name, function_stack, response, input}` object (or
+    a list of them); `input` holds the defaults of the function's inputs."""
+    values, issues = _read_values(path, display_name)
+    if issues:
+        return [], issues
+    raw: list[tuple[Any, str]] = []
+    for value, _line, _ in values:
+        if isinstance(value, list):
+            raw.extend((v, f"[{i}]") for i, v in enumerate(value))
+        else:
+            raw.append((value, ""))
+    functions: list[LoadedFunction] = []
+    for value, base in raw:
+        spec, problems = convert_struct(value, FunctionSpec, display_name, base)
+        issues.extend(problems)
+        if spec is None:
+            continue
+        if not spec.name.strip():
+            issues.append(Issue(display_name, join_path(base, "name"), "must not be empty"))
+            continue
+        functions.append(
+            LoadedFunction(
+                name=spec.name,
+                file=file or display_name,
+                display=display_name,
+                function_stack=spec.function_stack,
+                response=spec.response,
+                defaults=dict(spec.input),
+            )
+        )
+    return functions, issues
 
 
 def task_from_value(value: Any, file: str, base_path: str) -> tuple[TaskSpec | None, list[Issue]]:

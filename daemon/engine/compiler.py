@@ -571,10 +571,19 @@ def compile_task(
         misfire_grace=grace_s,
         catch_up=catch_up or "none",
         expect_success_within=expect,
-        fingerprint=msgspec.json.encode(spec),
+        fingerprint=msgspec.json.encode(spec, enc_hook=_fingerprint_part),
         warnings=[i for i in issues if i.severity == "warning"],
     )
     return task, issues
+
+
+def _fingerprint_part(value: Any) -> Any:
+    """What a pre-compiled value (XanoScript) contributes to a task's fingerprint: its source."""
+    if isinstance(value, Template):
+        return ["template", repr(value.source)]
+    if isinstance(value, StepSource):
+        return ["source", value.label, value.line, dict(value.fields)]
+    return repr(value)
 
 
 def _retry_policy(
