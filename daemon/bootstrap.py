@@ -189,12 +189,18 @@ async def load(path: str | Path, env: Mapping[str, str] | None = None) -> Loaded
             raise
         http, cache = None, None  # their settings are among load_errors; nothing will run
     datasources, unreachable, issues = await open_datasources(config)
+    email = config.spec.email
     resources = Resources(
         datasources=datasources,
         default_datasource=default_datasource(config),
         http=http,
         cache=cache,
         env=env,
+        endpoints={
+            f"email.{p}": getattr(email, p)
+            for p in email.__struct_fields__
+            if getattr(email, p) is not None
+        },
     )
     tasks, task_issues = compile_tasks(
         config.tasks,

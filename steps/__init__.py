@@ -12,6 +12,7 @@ def build_registry() -> Registry:
     from steps.command import COMMAND_STEPS
     from steps.control import CONTROL_STEPS
     from steps.database import DATABASE_STEPS
+    from steps.email import EMAIL_STEPS
     from steps.flow import FLOW_STEPS
     from steps.http import HTTP_STEPS
     from steps.math import MATH_STEPS
@@ -29,6 +30,7 @@ def build_registry() -> Registry:
             *DATABASE_STEPS,
             *RECORD_STEPS,
             *FLOW_STEPS,
+            *EMAIL_STEPS,
             *COMMAND_STEPS,
             *PYTHON_STEPS,
         )

@@ -54,6 +54,10 @@ class StepContext(Scope, Protocol):
 
     def db(self, name: str | None = None) -> DataSource: ...
 
+    def endpoint(self, name: str) -> str | None:
+        """The configured base URL of a named outside service (`email.resend`), if any."""
+        ...
+
     @property
     def http(self) -> HttpClient: ...
 

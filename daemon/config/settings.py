@@ -94,6 +94,16 @@ class LogSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     ship: LogShipSection | None = None
 
 
+class EmailSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base URLs of the e-mail providers Send Email (XanoScript util.send_email) posts to: a
+    regional endpoint (Mailgun EU), a relay, or a test server. Unset: the provider's own."""
+
+    resend: str | None = None
+    sendgrid: str | None = None
+    postmark: str | None = None
+    mailgun: str | None = None
+
+
 class AdminSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     listen: str = "127.0.0.1:8765"  # "" disables the listener
     token_env: str = "CRONSTACK_ADMIN_TOKEN"  # noqa: S105 - a variable name, not a secret
@@ -106,6 +116,7 @@ class ConfigSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     http: HttpSection = msgspec.field(default_factory=HttpSection)
     log: LogSection = msgspec.field(default_factory=LogSection)
     admin: AdminSection = msgspec.field(default_factory=AdminSection)
+    email: EmailSection = msgspec.field(default_factory=EmailSection)
     task: list[Any] = []  # inline [[task]] tables, validated as tasks
 
 
@@ -270,6 +281,10 @@ def _validate_spec(spec: ConfigSpec, file: str, base_dir: Path, issues: list[Iss
                 issues.append(Issue(file, f"http.allow_hosts[{i}]", str(exc)))
     if spec.log.ship is not None:
         check_duration(spec.log.ship.flush_interval, file, "log.ship.flush_interval", issues)
+    for provider in EmailSection.__struct_fields__:
+        base = getattr(spec.email, provider)
+        if base is not None and not _is_http_url(base):
+            issues.append(Issue(file, f"email.{provider}", "expected an http:// or https:// URL"))
     listen = spec.admin.listen
     if listen:
         try:

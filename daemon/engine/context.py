@@ -142,6 +142,9 @@ class RunContext:
             raise StepError(f'data source "{key}" is not configured')
         return self.resources.datasources[key]
 
+    def endpoint(self, name: str) -> str | None:
+        return self.resources.endpoints.get(name)
+
     @property
     def http(self) -> HttpClient:
         if self.resources.http is None:
