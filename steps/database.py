@@ -181,7 +181,7 @@ class _Data:
         if isinstance(raw, dict):
             self.keys = tuple(raw)
             self.evaluators = [c.template(v, join_path(field, k)) for k, v in raw.items()]
-        elif isinstance(raw, str) and is_template(raw):
+        elif is_template(raw):  # a "{{ }}" text or a compiled (XanoScript) value
             self.dynamic = c.template(raw, field)
         else:
             c.error(field, "data must be an object or a template yielding one")

@@ -223,3 +223,78 @@ async def test_other_runs_wait_for_a_transaction(ds: DataSource) -> None:
         await failing()
     await task
     assert [s for _, s in await statuses(ds)] == ["other"]
+
+
+@pytest.mark.parametrize(
+    ("filter_", "ids"),
+    [
+        ({"status": {"includes": "ENDI"}}, [3]),
+        ({"status": {"not_includes": "pend"}}, [1, 2, 4, 5]),
+        ({"status": {"not like": "comp%"}}, [3, 5]),
+        ({"total": {"between": [5, 15]}}, [1, 2]),
+        ({"total": {"not_between": ["{{ 5 }}", 15]}}, [3, 4]),
+        ({"total": {">=?": "{{ null }}"}}, [1, 2, 3, 4, 5]),
+        ({"total": {">=?": "{{ 12 }}"}}, [2, 4]),
+        ({"$or": [{"status": {"=?": "{{ null }}"}}, {"total": {"<": 4}}]}, [3]),
+    ],
+)
+async def test_json_filter_operators(ds: DataSource, filter_: Any, ids: list[int]) -> None:
+    """The operators XanoScript's where needs are JSON filter operators too (`?`: drop the
+    condition when its value is null)."""
+    await seed_orders(ds)
+    rows = await run(ds, [rec("Query All Records", filter=filter_, sort="id")])
+    assert [r["id"] for r in rows] == ids
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"return_type": "count", "filter": {"paid": True}}, 3),
+        ({"return_type": "exists", "filter": {"status": "x"}}, False),
+        ({"return_type": "single", "sort": "-id"}, 5),
+        ({"paging": {"page": 1, "per_page": 2, "metadata": False}, "sort": "id"}, [1, 2]),
+        (
+            {"paging": {"page": "{{ 3 }}", "per_page": 2, "totals": True}, "sort": "id"},
+            {
+                "itemsReceived": 1,
+                "curPage": 3,
+                "nextPage": None,
+                "prevPage": 2,
+                "offset": 4,
+                "perPage": 2,
+                "itemsTotal": 5,
+                "pageTotal": 3,
+                "items": [5],
+            },
+        ),
+    ],
+)
+async def test_query_return_types_and_paging(ds: DataSource, fields: Any, expected: Any) -> None:
+    """Query All Records' Xano return types and paging envelope in JSON."""
+    await seed_orders(ds)
+    got = await run(ds, [rec("Query All Records", **fields)])
+    if isinstance(got, dict) and "items" in got:
+        got = {**got, "items": [r["id"] for r in got["items"]]}
+    elif isinstance(got, list):
+        got = [r["id"] for r in got]
+    elif isinstance(got, dict):
+        got = got["id"]
+    assert got == expected
+
+
+async def test_direct_query_qmarks_and_single(ds: DataSource) -> None:
+    """`placeholders: "?"` runs the same SQL on both databases; single gives the first row."""
+    await seed_orders(ds)
+    row = await run(
+        ds,
+        [
+            {
+                "function": "Direct Database Query",
+                "sql": "SELECT count(*) AS n FROM orders WHERE status = ? AND total > ?",
+                "params": ["completed", 10],
+                "placeholders": "?",
+                "response_type": "single",
+            }
+        ],
+    )
+    assert row == {"n": 2}
