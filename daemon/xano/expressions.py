@@ -22,18 +22,17 @@ What has no meaning outside a db query (`$db.t.col`, `like`, `between`, …), an
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, tzinfo
+from datetime import UTC
 from functools import lru_cache
 from typing import Any, Final
 
 from daemon.core.errors import ExpressionError
-from daemon.core.text import did_you_mean
 from daemon.expr.filters import (
     FILTERS,
-    UNSUPPORTED_FILTERS,
     FilterDef,
     loose_equals,
     php_compare,
@@ -49,7 +48,8 @@ from daemon.expr.nodes import (
     const_node,
     name_node,
 )
-from daemon.expr.values import MAX_LIST, MISSING, copy_value, sized_str
+from daemon.expr.pipes import ElemScope, FilterEnv, element_node, filter_call, lookup
+from daemon.expr.values import MAX_INT, MAX_LIST, MISSING, copy_value, sized_str
 from daemon.xano import nodes as x
 
 _ADD, _SUB, _MUL, _DIV, _MOD = (
@@ -92,41 +92,14 @@ class Scope:
 # --- run-time values ---------------------------------------------------------------------------
 
 
-class ElemScope:
-    """The scope of a higher-order filter's argument: the run's variables and built-ins, with
-    the element (`$$`), its index, the whole array and reduce's accumulator on top."""
-
-    __slots__ = ("index", "item", "outer", "parent", "result", "tz", "vars")
-
-    def __init__(self, outer: Any) -> None:
-        self.outer = outer
-        self.vars = outer.vars
-        self.tz = outer.tz
-        self.item: Any = None
-        self.index: Any = None
-        self.parent: Any = None
-        self.result: Any = None
-
-    def builtin(self, name: str) -> Any:
-        return self.outer.builtin(name)
+def _evaluate_text(text: str, scope: Any) -> Any:
+    """`to_expr`: the text compiled as a XanoScript expression (cached), then evaluated."""
+    return _compile_text(text).fn(scope)
 
 
-class FilterEnv:
-    """`daemon.expr.filters.FilterContext` for a run: UTC by default (Xano's), the clock, and
-    `to_expr` compiled with this module (never `eval`)."""
-
-    __slots__ = ("scope",)
-
-    tz: tzinfo = UTC
-
-    def __init__(self, scope: Any) -> None:
-        self.scope = scope
-
-    def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000
-
-    def evaluate_text(self, text: str) -> Any:
-        return _compile_text(text).fn(self.scope)
+def filter_env(scope: Any) -> FilterEnv:
+    """The filter context of a XanoScript value: UTC unless a filter says otherwise."""
+    return FilterEnv(scope, _evaluate_text, UTC)
 
 
 @lru_cache(maxsize=256)
@@ -168,11 +141,38 @@ def text(value: Any) -> str:
 
 def add(a: Any, b: Any) -> Any:
     ta, tb = type(a), type(b)
-    if ta is int and tb is int:
-        return _ADD(a, b)
+    if (ta is int or ta is float) and (tb is int or tb is float):
+        r = a + b
+        if type(r) is float or -MAX_INT <= r <= MAX_INT:
+            return r
     if ta is str or tb is str:
         return concat(a, b)
     return _ADD(a, b)
+
+
+def _numeric(slow: Callable[[Any, Any], Any], fast: Callable[[Any, Any], Any]) -> Any:
+    """An arithmetic operator: plain Python on two ints or floats (the common case), PHP's
+    juggling through the filter otherwise."""
+
+    def op(a: Any, b: Any) -> Any:
+        ta, tb = type(a), type(b)
+        if (ta is int or ta is float) and (tb is int or tb is float):
+            r = fast(a, b)
+            if type(r) is float or -MAX_INT <= r <= MAX_INT:
+                return r
+        return slow(a, b)
+
+    return op
+
+
+def _ordered(test: Callable[[int], bool], fast: Callable[[Any, Any], bool]) -> Any:
+    def compare(a: Any, b: Any) -> bool:
+        ta, tb = type(a), type(b)
+        if (ta is int or ta is float) and (tb is int or tb is float):
+            return fast(a, b)
+        return test(php_compare(a, b))
+
+    return compare
 
 
 def concat(a: Any, b: Any) -> str:
@@ -270,7 +270,11 @@ def to_condition(expr: x.Expr, scope: Scope) -> Template:
     scope_refs = len(scope.refs)
     node = compile_expr(expr, scope)
     inner = node.fn
-    cond = combine(lambda ctx: php_truthy(inner(ctx)), [node], expr.column)
+    bare = expr.expr if isinstance(expr, x.Backtick) else expr
+    if isinstance(bare, x.Binary | x.Unary) and bare.op in _BOOLEAN_OPS:
+        cond = node  # already a boolean: no second truthiness pass
+    else:
+        cond = combine(lambda ctx: php_truthy(inner(ctx)), [node], expr.column)
     refs = tuple(scope.refs[scope_refs:])
     return Template(source=expr.dump(), evaluate=cond.fn, references=refs, constant=cond.const)
 
@@ -316,19 +320,11 @@ def _ident(expr: x.Ident, scope: Scope) -> Node:
 def _var(expr: x.Var, scope: Scope) -> Node:
     name = expr.name
     if name in scope.elem:
-        attr = "parent" if name == "parent" else name
-        return Node(_getter(attr), 1)
+        return element_node(name)
     if name == "error":
         return Node(lambda ctx: xano_error(ctx.builtin("error")), 1)
     scope.refs.append(Reference(name, expr.column))
     return name_node(name, expr.column)
-
-
-def _getter(attr: str) -> Callable[[Any], Any]:
-    def get(ctx: Any) -> Any:
-        return getattr(ctx, attr)
-
-    return get
 
 
 def _special(expr: x.Special, scope: Scope) -> Node:
@@ -336,7 +332,7 @@ def _special(expr: x.Special, scope: Scope) -> Node:
     if name == "this":
         if not scope.elem:
             raise _at(expr, "$$ / $this only means something inside a filter like map or filter")
-        return Node(_getter("item"), 1)
+        return element_node("this")
     if name == "env":
         return Node(lambda ctx: ctx.builtin("env"), 1)
     if name == "auth":
@@ -371,6 +367,19 @@ def _segment(base: Node, seg: x.Segment, where: str, scope: Scope) -> Node:
     bf = base.fn
     if isinstance(seg, x.Field):
         name = seg.name
+        if base.root is not None:
+            # `$var.field`, the most common shape: one closure instead of two.
+            root, column = base.root
+
+            def var_field(ctx: Any) -> Any:
+                value = ctx.vars.get(root, MISSING)
+                if value is MISSING:
+                    value = base.fn(ctx)  # the built-in, or the undefined-variable error
+                if type(value) is dict:
+                    return value.get(name)
+                return get_field(value, name, where)
+
+            return combine(var_field, [base], column)
 
         def field_(ctx: Any) -> Any:
             value = bf(ctx)
@@ -413,22 +422,29 @@ _COMPARE: Final[dict[str, Callable[[Any, Any], bool]]] = {
     "!=": lambda a, b: not loose_equals(a, b),
     "===": strict_equals,
     "!==": lambda a, b: not strict_equals(a, b),
-    "<": lambda a, b: php_compare(a, b) < 0,
-    "<=": lambda a, b: php_compare(a, b) <= 0,
-    ">": lambda a, b: php_compare(a, b) > 0,
-    ">=": lambda a, b: php_compare(a, b) >= 0,
+    "<": _ordered(lambda c: c < 0, operator.lt),
+    "<=": _ordered(lambda c: c <= 0, operator.le),
+    ">": _ordered(lambda c: c > 0, operator.gt),
+    ">=": _ordered(lambda c: c >= 0, operator.ge),
     "in": member,
     "not in": lambda a, b: not member(a, b),
 }
 _VALUE_OPS: Final[dict[str, Callable[[Any, Any], Any]]] = {
     "+": add,
-    "-": _SUB,
-    "*": _MUL,
+    "-": _numeric(_SUB, operator.sub),
+    "*": _numeric(_MUL, operator.mul),
     "/": _DIV,
     "%": _MOD,
     "~": concat,
     "..": value_range,
 }
+_BOOLEAN_OPS: Final = frozenset(
+    {
+        "!",
+        "&&",
+        *(op for op in ("==", "=", "!=", "===", "!==", "<", "<=", ">", ">=", "in", "not in")),
+    }
+)
 _DB_ONLY: Final = frozenset(
     {"like", "ilike", "contains", "includes", "overlaps", "between", "search", "@>", "!~"}
 )
@@ -502,12 +518,10 @@ def _ternary(expr: x.Ternary, scope: Scope) -> Node:
 
 
 def lookup_filter(name: str, node: x.Node) -> FilterDef:
-    found = FILTERS.get(name)
-    if found is not None:
-        return found
-    if name in UNSUPPORTED_FILTERS:
-        raise _at(node, f'filter "{name}" cannot run here: {UNSUPPORTED_FILTERS[name]}')
-    raise _at(node, f'unknown filter "{name}"{did_you_mean(name, FILTERS)}')
+    try:
+        return lookup(name)
+    except ExpressionError as exc:
+        raise _at(node, exc.message) from None
 
 
 def _filter(expr: x.Filter, scope: Scope) -> Node:
@@ -524,42 +538,14 @@ def filter_node(
     fd: FilterDef, subject: Node, arg_exprs: tuple[x.Expr, ...], scope: Scope, column: int
 ) -> Node:
     """A call of filter `fd` on `subject` with the argument expressions compiled here."""
-    sf = subject.fn
-    call = fd.fn
-    if fd.higher_order:
-        names = {"index", "parent"} | ({"result"} if fd.name == "reduce" else set())
-        each_node = compile_expr(arg_exprs[0], scope.inner(frozenset(names)))
-        ef = each_node.fn
-        rest = [compile_expr(a, scope) for a in arg_exprs[1:]]
-        rfs = tuple(r.fn for r in rest)
-
-        def higher(ctx: Any) -> Any:
-            es = ElemScope(ctx)
-
-            def each(item: Any, index: Any, parent: Any, result: Any) -> Any:
-                es.item, es.index, es.parent, es.result = item, index, parent, result
-                return ef(es)
-
-            return call(sf(ctx), each, *[r(ctx) for r in rfs])
-
-        return combine(higher, [subject, *rest], column, foldable=False)
-    args = [compile_expr(a, scope) for a in arg_exprs]
-    afs = tuple(a.fn for a in args)
-    fn: Callable[[Any], Any]
-    if fd.needs_ctx:
-        fn = lambda ctx: call(FilterEnv(ctx), sf(ctx), *[a(ctx) for a in afs])  # noqa: E731
-    elif not afs:
-        fn = lambda ctx: call(sf(ctx))  # noqa: E731
-    elif len(afs) == 1:
-        (a1,) = afs
-        if args[0].const:
-            c1 = args[0].value
-            fn = lambda ctx: call(sf(ctx), c1)  # noqa: E731
+    args: list[Node] = []
+    for i, arg in enumerate(arg_exprs):
+        if i == 0 and fd.higher_order:
+            names = {"index", "parent"} | ({"result"} if fd.name == "reduce" else set())
+            args.append(compile_expr(arg, scope.inner(frozenset(names))))
         else:
-            fn = lambda ctx: call(sf(ctx), a1(ctx))  # noqa: E731
-    else:
-        fn = lambda ctx: call(sf(ctx), *[a(ctx) for a in afs])  # noqa: E731
-    return combine(fn, [subject, *args], column, foldable=fd.pure and not fd.needs_ctx)
+            args.append(compile_expr(arg, scope))
+    return filter_call(fd, subject, args, column, evaluator=_evaluate_text, tz=UTC)
 
 
 _CASTS: Final = {

@@ -19,10 +19,10 @@ from daemon.expr.filters import FILTERS, FilterDef, php_truthy
 from daemon.expr.nodes import Node, Template, combine, const_node
 from daemon.xano import nodes as x
 from daemon.xano.expressions import (
-    FilterEnv,
     XanoCompileError,
     compile_expr,
     constant_value,
+    filter_env,
     filter_node,
 )
 from daemon.xano.statements import (
@@ -315,7 +315,7 @@ def _call_filter(fd: FilterDef, *args: Node) -> Node:
     call = fd.fn
     if fd.needs_ctx:
         return combine(
-            lambda ctx: call(FilterEnv(ctx), *[f(ctx) for f in fns]), list(args), 1, False
+            lambda ctx: call(filter_env(ctx), *[f(ctx) for f in fns]), list(args), 1, False
         )
     return combine(lambda ctx: call(*[f(ctx) for f in fns]), list(args), 1, fd.pure)
 
@@ -533,7 +533,7 @@ def _set_op(b: StackBuilder, stmt: x.Call, subject: Node) -> Node:
     text = FILTERS["json_encode"].fn
 
     def apply(ctx: Any) -> list[Any]:
-        from daemon.xano.expressions import ElemScope
+        from daemon.expr.pipes import ElemScope
 
         left, right = list(sf(ctx) or []), list(of(ctx) or [])
         es = ElemScope(ctx)

@@ -235,6 +235,10 @@ def updater(
     key_fns = [(n, k.fn if k is not None else None) for n, k in keys]
     where = target.dump()
 
+    if not segs and compute is not None:  # `math.add $n`: the common case, one closure
+        node = combine(lambda ctx: compute(rf(ctx), vf(ctx)), [read, val], 1, foldable=False)
+        return root, Template(target.dump(), node.fn, b.statement_refs(), False)
+
     def apply(ctx: Any) -> Any:
         current = rf(ctx) if (segs or compute is not None) else None
         path = [n if kf is None else kf(ctx) for n, kf in key_fns]
