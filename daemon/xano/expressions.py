@@ -165,6 +165,23 @@ def _numeric(slow: Callable[[Any, Any], Any], fast: Callable[[Any, Any], Any]) -
     return op
 
 
+_NUMERIC_START: Final = frozenset("0123456789+-. \t\n\r\v\f")
+
+
+def loose_eq(a: Any, b: Any) -> bool:
+    """PHP's `==` (daemon.expr.filters.loose_equals) with the common cases answered first:
+    two numbers, and two texts of which one cannot be numeric (then only identical is equal)."""
+    ta, tb = type(a), type(b)
+    if (ta is int or ta is float) and (tb is int or tb is float):
+        return bool(a == b)
+    if ta is str and tb is str:
+        if a == b:
+            return True
+        if not a or not b or a[0] not in _NUMERIC_START or b[0] not in _NUMERIC_START:
+            return False
+    return loose_equals(a, b)
+
+
 def _ordered(test: Callable[[int], bool], fast: Callable[[Any, Any], bool]) -> Any:
     def compare(a: Any, b: Any) -> bool:
         ta, tb = type(a), type(b)
@@ -196,7 +213,7 @@ def member(a: Any, items: Any) -> bool:
         items = list(items.values())
     if not isinstance(items, list | tuple):
         raise ExpressionError(f'"in" needs an array on its right, got {xano_type(items)}')
-    return any(loose_equals(a, item) for item in items)
+    return any(loose_eq(a, item) for item in items)
 
 
 def get_field(value: Any, name: str, where: str) -> Any:
@@ -417,9 +434,9 @@ def _segment(base: Node, seg: x.Segment, where: str, scope: Scope) -> Node:
 
 
 _COMPARE: Final[dict[str, Callable[[Any, Any], bool]]] = {
-    "==": loose_equals,
-    "=": loose_equals,
-    "!=": lambda a, b: not loose_equals(a, b),
+    "==": loose_eq,
+    "=": loose_eq,
+    "!=": lambda a, b: not loose_eq(a, b),
     "===": strict_equals,
     "!==": lambda a, b: not strict_equals(a, b),
     "<": _ordered(lambda c: c < 0, operator.lt),
@@ -478,16 +495,9 @@ def _binary(expr: x.Binary, scope: Scope) -> Node:
         fn = coalesce
     elif op in _COMPARE:
         test = _COMPARE[op]
-        if op in ("==", "=") and right.const:
+        if right.const:
             c = right.value
-
-            def equal_const(ctx: Any) -> Any:
-                a = lf(ctx)
-                if type(a) is type(c) and type(c) is not float:
-                    return a == c
-                return loose_equals(a, c)
-
-            fn = equal_const
+            fn = lambda ctx: test(lf(ctx), c)  # noqa: E731
         else:
             fn = lambda ctx: test(lf(ctx), rf(ctx))  # noqa: E731
     elif op in _VALUE_OPS:
