@@ -240,3 +240,80 @@ def test_fixture_files_are_the_reference_examples(name: str) -> None:
     """The fixtures are XANOSCRIPT.md §1.6's examples verbatim (the reference is the spec)."""
     reference = (Path(__file__).resolve().parents[1] / "docs/xano/XANOSCRIPT.md").read_text()
     assert (FIXTURES / f"{name}.xs").read_text().strip() in reference
+
+
+def test_functions_from_xs_and_json_files(cli: CliRun, tmp_path: Path) -> None:
+    """`[daemon] functions` loads `.xs` function documents and JSON function files by their
+    declared names; a task calls both; a duplicate name is an error naming both files."""
+    config = workspace(tmp_path, f"sqlite:///{tmp_path / 'x.db'}")
+    text = config.read_text().replace(
+        "[daemon]\n", '[daemon]\nfunctions = ["function/**/*.xs", "functions/*.json"]\n'
+    )
+    config.write_text(text)
+    (tmp_path / "function").mkdir()
+    (tmp_path / "function" / "tax.xs").write_text(
+        'function "finance/tax" {\n  input {\n    decimal amount\n  }\n  stack {\n'
+        "    var $t { value = $input.amount * 0.2 }\n  }\n  response = $t\n}\n"
+    )
+    (tmp_path / "functions").mkdir()
+    (tmp_path / "functions" / "greet.json").write_text(
+        json.dumps(
+            {
+                "name": "greet",
+                "input": {"who": "world"},
+                "function_stack": [],
+                "response": "{{ 'hello ' + input.who }}",
+            }
+        )
+    )
+    (tmp_path / "task" / "calls.xs").write_text(
+        "task calls {\n  stack {\n"
+        '    function.run "finance/tax" { input = {amount: 50} } as $tax\n'
+        "    function.run greet as $hi\n"
+        "    return { value = [$tax, $hi] }\n  }\n}\n"
+    )
+    code, out, err = cli("trigger", "calls", "-c", str(config), "--json")
+    assert code == 0, err
+    run = json.loads(out)
+    assert run["status"] == "succeeded", run
+    assert [s["path"] for s in run["steps"]] == [
+        "stack[0]",
+        "function(finance/tax).stack[0]",
+        "stack[1]",
+        "stack[2]",
+    ]
+    (tmp_path / "function" / "dup.xs").write_text("function greet {\n  stack {\n  }\n}\n")
+    code, out, _ = cli("check", "-c", str(config), "--json")
+    assert code == 2
+    (error,) = json.loads(out)["errors"]
+    assert 'duplicate function name "greet"' in error["message"]
+
+
+def test_edits_change_the_fingerprint(tmp_path: Path) -> None:
+    """A changed value anywhere in a statement changes the task's fingerprint (so a reload
+    picks it up); the same text gives the same one."""
+    from daemon.engine.compiler import compile_task
+    from daemon.xano.loader import read_xs_file
+    from steps import build_registry
+
+    def fingerprint(value: int) -> bytes:
+        path = tmp_path / "t.xs"
+        path.write_text(
+            "task t {\n  stack {\n    var $n { value = 1 }\n"
+            f"    math.add $n {{ value = {value} }}\n  }}\n}}\n"
+        )
+        (task,), _, issues = read_xs_file(path, "t.xs", "t.xs")
+        assert not issues
+        compiled, problems = compile_task(
+            task,
+            registry=build_registry(),
+            default_timezone="UTC",
+            datasources={},
+            configured_datasources=["live"],
+            default_datasource="live",
+        )
+        assert compiled is not None, problems
+        return compiled.fingerprint
+
+    assert fingerprint(2) == fingerprint(2)
+    assert fingerprint(2) != fingerprint(3)

@@ -150,6 +150,9 @@ class StepSource:
     line: int | None = None
     column: int | None = None
     fields: Mapping[str, str] = field(default_factory=dict)
+    # A digest of the statement as written: what the task's fingerprint sees of it, so an
+    # edit anywhere in the statement reloads the task.
+    digest: str = ""
 
 
 @dataclass(slots=True)

@@ -452,6 +452,8 @@ def compile_task(
                     at("data_source"),
                     f'data source "{ds_name}" is not configured; using "{configured[0]}", '
                     "the only one",
+                    # XanoScript: the task's line (its `datasource`, or Xano's default "live")
+                    loaded.line if loaded.stack_name != "function_stack" else None,
                     severity="warning",
                 )
             )
@@ -578,11 +580,12 @@ def compile_task(
 
 
 def _fingerprint_part(value: Any) -> Any:
-    """What a pre-compiled value (XanoScript) contributes to a task's fingerprint: its source."""
-    if isinstance(value, Template):
-        return ["template", repr(value.source)]
-    if isinstance(value, StepSource):
-        return ["source", value.label, value.line, dict(value.fields)]
+    """What msgspec cannot encode itself contributes to a fingerprint. Pre-compiled values
+    (XanoScript's Templates, dataclasses msgspec encodes) hold closures: those count by
+    nothing but being there; their source text and each step's `StepSource.digest` carry
+    what was written."""
+    if callable(value):
+        return "<compiled>"
     return repr(value)
 
 

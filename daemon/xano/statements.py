@@ -16,6 +16,7 @@ the statement: a `check` error naming file, line and statement, never skipped.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -136,7 +137,7 @@ class StackBuilder:
         bind: bool = True,
     ) -> Step:
         step: Step = {"function": function, **fields}
-        step[SOURCE_KEY] = StepSource(label, stmt.line, stmt.column, paths or {})
+        step[SOURCE_KEY] = StepSource(label, stmt.line, stmt.column, paths or {}, digest(stmt))
         description = stmt.attr("description")
         if isinstance(description, x.StrLit):
             step["description"] = description.value
@@ -167,6 +168,11 @@ class StackBuilder:
             return self.stack(stmts)
         finally:
             self.loops -= loop
+
+
+def digest(stmt: x.Stmt) -> str:
+    """A short digest of a statement as written (its AST dump, positions left out)."""
+    return hashlib.blake2b(stmt.dump().encode(), digest_size=12).hexdigest()
 
 
 def _label(stmt: x.Stmt) -> str:
@@ -302,6 +308,7 @@ def _conditional(b: StackBuilder, stmt: x.Conditional) -> list[Step]:
                 branch.line,
                 branch.column,
                 {"true_steps": "if" if keyword == "if" else "elseif", "false_steps": "else"},
+                digest(stmt),
             ),
         }
         else_steps = [step]
