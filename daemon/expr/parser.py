@@ -638,11 +638,11 @@ def compile_value(value: Any) -> Template:
 
 def is_template(value: Any) -> bool:
     """True when a literal holds `{{` anywhere (a string, or inside a dict or list), or is a
-    compiled Template that is not constant, so its value is known only at run time."""
+    compiled Template (XanoScript), so a step evaluates it rather than reading it as written."""
     if isinstance(value, str):
         return "{{" in value
     if type(value) is Template:
-        return not value.constant
+        return True  # compiled elsewhere: the step evaluates it (constant or not)
     if isinstance(value, dict):
         return any(is_template(v) for v in value.values())
     if isinstance(value, list):

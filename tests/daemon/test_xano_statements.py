@@ -416,3 +416,44 @@ def test_unknown_table_names_the_line(tmp_path: Path) -> None:
         comp.compile_list(steps, "stack")
         raise ConfigError(comp.issues)
     assert info.value.issues[0].line == 3
+
+
+REFUSED = (
+    "cannot run here",
+    "not supported",
+    "joins are not supported",
+    "expected a plain variable",
+)
+
+
+def test_every_reference_statement_translates_or_is_refused() -> None:
+    """Each statement of the parser's reference table (XANOSCRIPT.md §2-§4 snippets) becomes
+    steps the engine compiles, or is refused at load with a reason; none is skipped."""
+    from daemon.engine.compiler import StackCompiler
+    from tests.daemon.test_xano_parser import STATEMENTS
+
+    outcomes: dict[str, int] = {"ran": 0, "refused": 0}
+    for source, _ in STATEMENTS:
+        text = task("    foreach ([1]) {\n      each as $item {\n" + source + "\n      }\n    }")
+        doc = parse_document(text, "t.xs")
+        assert isinstance(doc, x.TaskDoc)
+        builder = StackBuilder()
+        steps = builder.stack(doc.stack)
+        if builder.errors:
+            assert any(r in builder.errors[0].message for r in REFUSED), (source, builder.errors)
+            outcomes["refused"] += 1
+            continue
+        comp = StackCompiler(
+            registry=REGISTRY,
+            file="t.xs",
+            configured_datasources=["live"],
+            default_datasource="live",
+        )
+        comp.compile_list(steps, "stack")
+        errors = [i for i in comp.issues if i.severity == "error"]
+        # Functions are not loaded here: only their names are unknown.
+        assert all("unknown function" in i.message for i in errors), (source, errors)
+        disabled = source.startswith("!")  # a disabled statement is left out, on purpose
+        assert len(steps) == 1 and bool(steps[0]["steps"]) != disabled, source
+        outcomes["ran"] += 1
+    assert outcomes["ran"] > 4 * outcomes["refused"], outcomes
