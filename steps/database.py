@@ -15,6 +15,7 @@ from daemon.resources.db.values import coerce_column, decode_rows, sqlite_param
 from steps._sql import (
     FilterSpec,
     Report,
+    SortKey,
     Statement,
     count_statement,
     is_template,
@@ -285,11 +286,16 @@ class QueryAllRecords(_TableStep):
         fields = self._fields
         if self._return in ("count", "exists"):
             fields = None
+        sort = self._sort
+        if not sort and (self._paging is not None or self._return == "single"):
+            # Pages and "the first match" need an order: the primary key's (XANOSCRIPT.md §6.34).
+            key = table.key_column
+            sort = [SortKey(key, False, "sort")] if key in table.columns else []
         statement = select_statement(
             ds.dialect,
             table,
             self._filter,
-            sort=self._sort if self._return != "exists" else (),
+            sort=sort if self._return != "exists" else (),
             fields=fields,
             limit=self._limit,
             offset=self._offset,

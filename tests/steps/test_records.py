@@ -253,6 +253,8 @@ async def test_json_filter_operators(ds: DataSource, filter_: Any, ids: list[int
         ({"return_type": "exists", "filter": {"status": "x"}}, False),
         ({"return_type": "single", "sort": "-id"}, 5),
         ({"paging": {"page": 1, "per_page": 2, "metadata": False}, "sort": "id"}, [1, 2]),
+        ({"paging": {"page": 2, "per_page": 2, "metadata": False}}, [3, 4]),  # by primary key
+        ({"return_type": "single", "filter": {"status": "completed"}}, 1),
         (
             {"paging": {"page": "{{ 3 }}", "per_page": 2, "totals": True}, "sort": "id"},
             {
