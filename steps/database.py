@@ -97,6 +97,7 @@ class EditRecordSpec(TableSpec, kw_only=True, forbid_unknown_fields=True):
 class DeleteRecordSpec(TableSpec, kw_only=True, forbid_unknown_fields=True):
     record_id: Any = None
     filter: Any = None
+    required: bool = False  # nothing to delete fails the step (XanoScript's db.del, §6.37)
 
 
 class DirectDatabaseQuerySpec(StepSpec, kw_only=True, forbid_unknown_fields=True):
@@ -601,10 +602,11 @@ class DeleteRecord(_TableStep):
     function = "delete_record"
     display_name = "Delete Record"
 
-    __slots__ = ("_evaluators", "_filter", "_record_id")
+    __slots__ = ("_evaluators", "_filter", "_record_id", "_required")
 
     def __init__(self, spec: DeleteRecordSpec, c: StepCompiler) -> None:
         super().__init__(spec, c)
+        self._required = spec.required
         self._record_id, self._filter = _target(spec, c, allow_all=False)
         self._evaluators: list[Evaluator] = []
         if self._record_id is not None:
@@ -622,7 +624,12 @@ class DeleteRecord(_TableStep):
         db = ctx.db(self.data_source)
         statement: Statement = self._plan or self.plan(db)
         sql, params = statement.bind([ev(ctx) for ev in self._evaluators])
-        return await db.execute(sql, params)
+        count = await db.execute(sql, params)
+        if count == 0 and self._required:
+            raise DatabaseError(
+                f'no record in "{self.table_name}" to delete', code="ERROR_CODE_NOT_FOUND"
+            )
+        return count
 
 
 class DirectDatabaseQuery(Step):

@@ -189,7 +189,11 @@ def _add_or_edit(b: StackBuilder, stmt: x.Call, table: str) -> Step:
 
 def _delete(b: StackBuilder, stmt: x.Call, table: str) -> Step:
     match = _match(b, stmt)
-    fields = {"table": table, "filter": {match["field_name"]: match["field_value"]}}
+    fields = {
+        "table": table,
+        "filter": {match["field_name"]: match["field_value"]},
+        "required": True,  # a miss is NotFound (§6.37)
+    }
     return b.step(stmt, "Delete Record", "db.del", fields)
 
 

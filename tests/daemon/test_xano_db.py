@@ -150,6 +150,14 @@ async def test_single_record_statements(ds: DataSource) -> None:
       data = {total: 1}
     } as $up
     db.del orders { field_name = "id" field_value = 5 }
+    try_catch {
+      try {
+        db.del orders { field_name = "id" field_value = 5 }
+      }
+      catch {
+        var $miss { value = $miss ~ " " ~ $error.code }
+      }
+    }
     db.query orders { return = {type: "count"} } as $count
     return { value = [$two.total, $none, $has, $added, $edited.status, $patched.total, $miss,
       $up.status, $count] }"""
@@ -162,7 +170,7 @@ async def test_single_record_statements(ds: DataSource) -> None:
     assert (edited, float(patched), miss, up, count) == (
         "edited",
         42.0,
-        "ERROR_CODE_NOT_FOUND",
+        "ERROR_CODE_NOT_FOUND ERROR_CODE_NOT_FOUND",
         "refunded",
         6,
     )
