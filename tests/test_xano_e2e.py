@@ -317,3 +317,43 @@ def test_edits_change_the_fingerprint(tmp_path: Path) -> None:
 
     assert fingerprint(2) == fingerprint(2)
     assert fingerprint(2) != fingerprint(3)
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ("", {"status": "active", "history": True, "source": "live", "schedule": None}),
+        (
+            'active = false\n  history = false\n  datasource = "test"\n  schedule = []',
+            {"status": "inactive", "history": False, "source": "test", "schedule": None},
+        ),
+        (
+            "schedule {\n    events = [{starts_on: 2025-03-17 18:33:55+0000, freq: 172800}]\n  }",
+            {"status": "active", "history": True, "source": "live", "schedule": 1},
+        ),
+        (
+            'history = "all"\n  tags = ["a"]',
+            {"status": "active", "history": True, "source": "live", "schedule": None},
+        ),
+    ],
+)
+def test_task_settings(tmp_path: Path, settings: str, expected: dict[str, Any]) -> None:
+    """Task settings as the loader reads them: active (default true), history (false: no
+    trace kept), datasource (default "live"), schedules in both forms, `[]` = manual only;
+    leading comment lines are the description."""
+    from daemon.xano.loader import read_xs_file
+
+    path = tmp_path / "t.xs"
+    path.write_text(f"// Line one\n// line two\ntask t {{\n  {settings}\n  stack {{\n  }}\n}}\n")
+    (task,), functions, issues = read_xs_file(path, "t.xs", "t.xs")
+    assert not functions and not [i for i in issues if i.severity == "error"], issues
+    spec = task.spec
+    events = spec.event_specs
+    assert {
+        "status": spec.status,
+        "history": spec.request_history,
+        "source": spec.data_source,
+        "schedule": len(events) if events else None,
+    } == expected
+    assert spec.description == "Line one\nline two"
+    assert task.stack_name == "stack" and task.line == 3
