@@ -21,26 +21,20 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from daemon.config.tasks import SOURCE_KEY, StepSource
-from daemon.expr.filters import FILTERS
 from daemon.expr.nodes import Template, combine, const_node, name_node
 from daemon.xano import nodes as x
 from daemon.xano.expressions import (
-    _BITWISE,
     Scope,
     XanoCompileError,
-    add,
     compile_expr,
     constant_value,
-    get_field,
-    get_index,
     to_condition,
     to_field,
     to_template,
 )
+from daemon.xano.values import BITWISE, DIV, MOD, MULTIPLY, SUBTRACT, add, get_field, get_index
 
 Step = dict[str, Any]
-_SUB, _MUL, _DIV, _MOD = (FILTERS[n].fn for n in ("subtract", "multiply", "divide", "modulus"))
-_SET = FILTERS["set"].fn
 
 # Namespaces and statements with no way to run in a self-hosted daemon (§6.52), and why.
 UNSUPPORTED: Final = {
@@ -456,10 +450,10 @@ def _var(b: StackBuilder, stmt: x.Call) -> list[Step]:
 
 
 def _var_update(b: StackBuilder, stmt: x.Call) -> list[Step]:
-    return [_assign(b, stmt, None, stmt.attr("value"))]
+    return [assign(b, stmt, None, stmt.attr("value"))]
 
 
-def _assign(
+def assign(
     b: StackBuilder,
     stmt: x.Call,
     compute: Callable[[Any, Any], Any] | None,
@@ -478,13 +472,13 @@ def _assign(
 
 _MATH: Final = {
     "math.add": add,
-    "math.sub": _SUB,
-    "math.mul": _MUL,
-    "math.div": _DIV,
-    "math.mod": _MOD,
-    "math.bitwise.and": _BITWISE["and"],
-    "math.bitwise.or": _BITWISE["or"],
-    "math.bitwise.xor": _BITWISE["xor"],
+    "math.sub": SUBTRACT,
+    "math.mul": MULTIPLY,
+    "math.div": DIV,
+    "math.mod": MOD,
+    "math.bitwise.and": BITWISE["and"],
+    "math.bitwise.or": BITWISE["or"],
+    "math.bitwise.xor": BITWISE["xor"],
 }
 
 
@@ -492,7 +486,7 @@ def _math(b: StackBuilder, stmt: x.Call) -> list[Step]:
     compute = _MATH.get(stmt.name)
     if compute is None:
         raise XanoCompileError(f'unknown statement "{stmt.name}"')
-    step = _assign(b, stmt, compute, b.required(stmt, "value"))
+    step = assign(b, stmt, compute, b.required(stmt, "value"))
     step.pop("return_variable", None)  # math statements give no result (§4.3)
     return [step]
 
@@ -521,7 +515,7 @@ def _util(b: StackBuilder, stmt: x.Call) -> list[Step]:
             value = _computed(lambda ctx: ctx.vars.get("input", {}), "$input")
         else:
             value = _computed(lambda ctx: {}, "{}")
-        return [_create(b, stmt, value)]
+        return [result_step(b, stmt, value)]
     if name == "util.send_email":
         from daemon.xano.library import send_email
 
@@ -533,7 +527,7 @@ def _computed(fn: Callable[[Any], Any], source: str) -> Template:
     return Template(source, fn, (), False)
 
 
-def _create(b: StackBuilder, stmt: x.Call, value: Any, *, label: str | None = None) -> Step:
+def result_step(b: StackBuilder, stmt: x.Call, value: Any, *, label: str | None = None) -> Step:
     """A statement whose only effect is its result (`as $x`): Create Variable when bound, else
     Update Variable of nothing (the value is still computed, and traced)."""
     name = var_name(stmt.as_var) if stmt.as_var is not None else "_"
