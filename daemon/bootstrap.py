@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.config.settings import Config, display_path, read_config
+from daemon.config.tasks import TaskReader
 from daemon.core.durations import parse_duration
 from daemon.core.errors import ConfigError, Issue
 from daemon.core.secrets import SECRETS
@@ -22,6 +23,7 @@ from daemon.resources.db.base import DataSource
 from daemon.resources.http.client import HttpClient
 from daemon.state.spool import spool_dir
 from daemon.state.store import StateStore, TaskPolicy, open_state_datasource
+from daemon.xano.loader import read_xs_file
 from steps import build_registry
 
 
@@ -45,6 +47,11 @@ class Loaded:
 
     def task(self, name: str) -> CompiledTask | None:
         return next((t for t in self.tasks if t.name == name), None)
+
+
+def task_readers() -> dict[str, TaskReader]:
+    """The task file formats beyond JSON and TOML, by suffix: XanoScript (`daemon.xano`)."""
+    return {".xs": read_xs_file}
 
 
 def _datasource_for(config: Config, name: str) -> DataSource:
@@ -190,7 +197,7 @@ async def load(path: str | Path, env: Mapping[str, str] | None = None) -> Loaded
     returned in `Loaded.issues`, tasks with errors left out, so all are reported together."""
     env = dict(os.environ if env is None else env)
     with _no_gc():
-        config, load_errors = read_config(path, env)
+        config, load_errors = read_config(path, env, readers=task_readers())
     register_config_secrets(config, env)
     try:
         http, cache = make_http(config), make_cache(config)
@@ -199,12 +206,18 @@ async def load(path: str | Path, env: Mapping[str, str] | None = None) -> Loaded
             raise
         http, cache = None, None  # their settings are among load_errors; nothing will run
     datasources, unreachable, issues = await open_datasources(config)
+    email = config.spec.email
     resources = Resources(
         datasources=datasources,
         default_datasource=default_datasource(config),
         http=http,
         cache=cache,
         env=env,
+        endpoints={
+            f"email.{p}": getattr(email, p)
+            for p in email.__struct_fields__
+            if getattr(email, p) is not None
+        },
     )
     with _no_gc():
         tasks, task_issues = compile_tasks(
@@ -214,6 +227,7 @@ async def load(path: str | Path, env: Mapping[str, str] | None = None) -> Loaded
             datasources=datasources,
             configured_datasources=list(config.spec.datasources),
             default_datasource=resources.default_datasource,
+            functions=config.functions,
         )
     # The loader and the compiler both look at schedules and durations: report each once.
     issues = list(dict.fromkeys([*load_errors, *config.warnings, *issues, *task_issues]))

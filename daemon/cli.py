@@ -15,11 +15,13 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from daemon.core.errors import ConfigError, Issue
+from daemon.core.events import EventSchedule
 from daemon.core.secrets import mask, mask_value
 from daemon.ops import logs
 
 if TYPE_CHECKING:
     from daemon.config.settings import Config
+    from daemon.core.abc import Schedule
     from daemon.core.runs import RunResult
     from daemon.state.store import StateStore
 
@@ -36,7 +38,7 @@ def _print_json(doc: Any) -> None:
 def _print_issues(issues: list[Issue], *, stream: Any = None) -> None:
     out = stream or sys.stderr
     for issue in issues:
-        label = "warning" if issue.severity == "warning" else "error"
+        label = {"warning": "warning", "info": "note"}.get(issue.severity, "error")
         out.write(f"{label}: {issue}\n")
 
 
@@ -74,10 +76,16 @@ async def _check(args: argparse.Namespace) -> int:
     gc.freeze()
     try:
         issues = loaded.issues + await check_state_store(loaded.config, loaded.unreachable)
-        if args.strict:
-            issues = [Issue(i.file, i.path, i.message, i.line, i.column, "error") for i in issues]
+        if args.strict:  # warnings become errors; notes (skipped documents) stay notes
+            issues = [
+                Issue(i.file, i.path, i.message, i.line, i.column, "error")
+                if i.severity == "warning"
+                else i
+                for i in issues
+            ]
         errors = [i for i in issues if i.severity == "error"]
         warnings = [i for i in issues if i.severity == "warning"]
+        notes = [i for i in issues if i.severity == "info"]
         if args.from_ is not None:
             try:
                 parse_from(args.from_, ZoneInfo("UTC"))
@@ -101,26 +109,28 @@ async def _check(args: argparse.Namespace) -> int:
                     "cron": task.cron,
                     "timezone": str(task.tz.key),
                     "next": fires,
+                    "schedule": _schedule_json(task.schedule),
                     "file": task.file,
                     "description": task.schedule.describe() if task.schedule else "manual only",
                 }
             )
         valid = not errors
         if args.json:
-            _print_json(
-                {
-                    "valid": valid,
-                    "errors": [i.as_json() for i in errors],
-                    "warnings": [i.as_json() for i in warnings],
-                    # Exactly docs/contract.md's keys; file and words are for the human output.
-                    "tasks": [
-                        {k: t[k] for k in ("name", "status", "cron", "timezone", "next")}
-                        for t in tasks_out
-                    ],
-                }
-            )
+            doc: dict[str, Any] = {
+                "valid": valid,
+                "errors": [i.as_json() for i in errors],
+                "warnings": [i.as_json() for i in warnings],
+                # Exactly docs/contract.md's keys; file and words are for the human output.
+                "tasks": [
+                    {k: t[k] for k in ("name", "status", "cron", "timezone", "next", "schedule")}
+                    for t in tasks_out
+                ],
+            }
+            if notes:  # documents of an export that are not tasks (the key only when any)
+                doc["notes"] = [i.as_json() for i in notes]
+            _print_json(doc)
         else:
-            _print_issues(errors + warnings)
+            _print_issues(errors + warnings + notes)
             for t in tasks_out:
                 print(
                     f"{t['name']}  [{t['status']}]  {t['cron'] or '-'}  ({t['description']})"
@@ -132,6 +142,16 @@ async def _check(args: argparse.Namespace) -> int:
         return EXIT_OK if valid else EXIT_INVALID
     finally:
         await close_resources(loaded.resources)
+
+
+def _schedule_json(schedule: Schedule | None) -> dict[str, Any] | None:
+    """`check --json`'s `schedule`: the events of an event schedule, or the cron expression;
+    with the words `check` prints. None for a task that only runs when triggered."""
+    if schedule is None:
+        return None
+    if isinstance(schedule, EventSchedule):
+        return {**schedule.as_json(), "description": schedule.describe()}
+    return {"cron": schedule.expression, "description": schedule.describe()}
 
 
 def _report_invalid(args: argparse.Namespace, issues: list[Issue]) -> int:
@@ -262,10 +282,11 @@ async def _open_store(config: Config, *, required: bool = True) -> StateStore | 
 
 
 def _read_config(args: argparse.Namespace) -> Config | None:
+    from daemon.bootstrap import task_readers
     from daemon.config.settings import read_config
 
     try:
-        config, issues = read_config(_config_arg(args))
+        config, issues = read_config(_config_arg(args), readers=task_readers())
     except ConfigError as exc:
         _print_issues(exc.issues)
         return None

@@ -12,9 +12,12 @@ def build_registry() -> Registry:
     from steps.command import COMMAND_STEPS
     from steps.control import CONTROL_STEPS
     from steps.database import DATABASE_STEPS
+    from steps.email import EMAIL_STEPS
+    from steps.flow import FLOW_STEPS
     from steps.http import HTTP_STEPS
     from steps.math import MATH_STEPS
     from steps.python import PYTHON_STEPS
+    from steps.records import RECORD_STEPS
     from steps.variables import VARIABLE_STEPS
 
     return Registry(
@@ -25,6 +28,9 @@ def build_registry() -> Registry:
             *HTTP_STEPS,
             *CACHE_STEPS,
             *DATABASE_STEPS,
+            *RECORD_STEPS,
+            *FLOW_STEPS,
+            *EMAIL_STEPS,
             *COMMAND_STEPS,
             *PYTHON_STEPS,
         )

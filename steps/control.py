@@ -8,7 +8,7 @@ from typing import Any
 
 import structlog
 
-from daemon.core.errors import ReturnSignal, RunError, StepError
+from daemon.core.errors import BreakSignal, ContinueSignal, ReturnSignal, RunError, StepError
 from daemon.core.secrets import mask_value
 from daemon.core.text import type_name
 from daemon.expr.parser import is_template
@@ -117,8 +117,15 @@ class Loop(Step):
             overlay[item_var] = item
             if index_var:
                 overlay[index_var] = index
-            for step in steps:
-                await child.run_step(step)
+            try:
+                for step in steps:
+                    await child.run_step(step)
+            except ContinueSignal:
+                continue
+            except BreakSignal:
+                for _ in work:  # other workers of a concurrent loop find nothing left
+                    pass
+                break
 
     async def _concurrent(self, ctx: StepContext, items: Sequence[Any]) -> None:
         # A fixed pool of workers pulling from one shared iterator: at most `concurrency` tasks
@@ -316,6 +323,17 @@ class Log(Step):
         # Looked up per call, not at load time, so a later structlog.configure() still applies.
         getattr(_log, self._level)("task_log", message=self._message(ctx), step=self.path)
         return None
+
+
+async def run_steps_keeping_signals(ctx: StepContext, steps: Sequence[Step]) -> ReturnSignal | None:
+    """Run steps; a Return, Break or Continue among them is returned instead of raised, for a
+    block that must finish its own work (commit a transaction) before passing it on."""
+    try:
+        for step in steps:
+            await ctx.run_step(step)
+    except ReturnSignal as signal:
+        return signal
+    return None
 
 
 CONTROL_STEPS: tuple[type[Step], ...] = (

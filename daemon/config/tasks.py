@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +15,7 @@ import msgspec
 from daemon.config.convert import check_duration, check_timezone, convert_struct
 from daemon.core.cron import CronSchedule
 from daemon.core.errors import Issue, join_path
+from daemon.core.events import Event, parse_instant
 from daemon.core.jsonc import JsoncError, loads_jsonc_located
 
 Overlap = Literal["skip", "allow", "queue", "replace"]
@@ -30,10 +31,21 @@ class RetrySpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_delay: Duration = "30s"
 
 
-class ScheduleSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """The seed's schedule object, plus cronstack's jitter / misfire_grace / catch_up."""
+class EventSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One Xano event (docs/contract.md "Xano's own formats"): times with an offset, as text or
+    (TOML) a datetime; `check_events` validates them."""
 
-    cron_expression: str
+    starts_on: Any
+    freq: int | None = None
+    ends_on: Any = None
+
+
+class ScheduleSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The seed's schedule object, plus cronstack's jitter / misfire_grace / catch_up; or Xano
+    `events` instead of `cron_expression` (exactly one of the two)."""
+
+    cron_expression: str | None = None
+    events: list[EventSpec] | None = None
     timezone: str | None = None
     skip_if_running: bool | None = None
     jitter: Duration | None = None
@@ -51,7 +63,7 @@ class TaskSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     status: Literal["active", "inactive"] = "active"
     request_history: bool = True
     data_source: str | None = None
-    schedule: str | ScheduleSpec | None = None
+    schedule: str | ScheduleSpec | list[EventSpec] | None = None
     function_stack: list[Any] = []
     timeout: Duration | None = None
     retry: RetrySpec | None = None
@@ -68,10 +80,17 @@ class TaskSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     @property
     def cron_expression(self) -> str | None:
-        """The cron string, or None for a manual-only task."""
+        """The cron string, or None for a manual-only or event-scheduled task."""
         if isinstance(self.schedule, ScheduleSpec):
             return self.schedule.cron_expression
-        return self.schedule
+        return self.schedule if isinstance(self.schedule, str) else None
+
+    @property
+    def event_specs(self) -> list[EventSpec] | None:
+        """The Xano events (`schedule: {events: [...]}` or the list alone), else None."""
+        if isinstance(self.schedule, ScheduleSpec):
+            return self.schedule.events
+        return self.schedule if isinstance(self.schedule, list) else None
 
     def timezone_name(self, default: str) -> str:
         """The schedule's timezone, else `default` (config `[daemon] timezone`)."""
@@ -117,6 +136,25 @@ def _seconds(value: Duration) -> float:
     return parse_duration(value)
 
 
+# A step dict produced from another format (XanoScript) carries where it came from under this
+# key; the engine's compiler reads it (trace names, issue lines) and drops it before validating.
+SOURCE_KEY = "$source"
+
+
+@dataclass(frozen=True, slots=True)
+class StepSource:
+    """Where a step came from: the statement's name for traces (`db.query`), its position for
+    issues, and how its child step lists read in paths (`steps` -> `foreach.each`)."""
+
+    label: str
+    line: int | None = None
+    column: int | None = None
+    fields: Mapping[str, str] = field(default_factory=dict)
+    # A digest of the statement as written: what the task's fingerprint sees of it, so an
+    # edit anywhere in the statement reloads the task.
+    digest: str = ""
+
+
 @dataclass(slots=True)
 class LoadedTask:
     """A validated task and where it came from (for error messages and reload diffs)."""
@@ -128,6 +166,7 @@ class LoadedTask:
     # Where the task starts, when the format tells (see `line`).
     located: int | _LazyLine | None = None
     display: str = field(default="")  # the file name for Issue.file (relative to the cwd)
+    stack_name: str = "function_stack"  # XanoScript: "stack" (step paths read `stack[2]`)
 
     def __post_init__(self) -> None:
         if not self.display:
@@ -147,6 +186,75 @@ class LoadedTask:
     def path(self, sub: str | int) -> str:
         """An Issue path inside this task: `[2]` + `function_stack` -> `[2].function_stack`."""
         return join_path(self.base_path, sub)
+
+
+class FunctionSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A JSON/TOML function file: what Call Function runs, by `name`, with `input` defaults."""
+
+    name: str
+    description: str = ""
+    tags: list[str] = []
+    input: dict[str, Any] = {}
+    function_stack: list[Any] = []
+    response: Any = None
+
+
+@dataclass(slots=True)
+class LoadedFunction:
+    """A function (JSON/TOML or XanoScript) ready to compile: its stack and response as step
+    dicts and a value, its input defaults and required inputs."""
+
+    name: str
+    file: str  # relative to the config folder
+    display: str  # as the user would type it
+    function_stack: list[Any]
+    response: Any = None
+    defaults: dict[str, Any] = field(default_factory=dict)
+    required: tuple[str, ...] = ()
+    stack_name: str = "function_stack"
+    line: int | None = None
+
+
+# A reader for a task file format the config part does not know itself (XanoScript `.xs`):
+# (path, display name, name relative to the config folder) -> tasks, functions, issues. The
+# composition root hands these to `read_config`, keyed by suffix.
+TaskReader = Callable[[Path, str, str], tuple[list[LoadedTask], list[LoadedFunction], list[Issue]]]
+
+
+def load_function_file(
+    path: Path, display_name: str, *, file: str | None = None
+) -> tuple[list[LoadedFunction], list[Issue]]:
+    """Load a JSON/TOML function file: one `{name, function_stack, response, input}` object (or
+    a list of them); `input` holds the defaults of the function's inputs."""
+    values, issues = _read_values(path, display_name)
+    if issues:
+        return [], issues
+    raw: list[tuple[Any, str]] = []
+    for value, _line, _ in values:
+        if isinstance(value, list):
+            raw.extend((v, f"[{i}]") for i, v in enumerate(value))
+        else:
+            raw.append((value, ""))
+    functions: list[LoadedFunction] = []
+    for value, base in raw:
+        spec, problems = convert_struct(value, FunctionSpec, display_name, base)
+        issues.extend(problems)
+        if spec is None:
+            continue
+        if not spec.name.strip():
+            issues.append(Issue(display_name, join_path(base, "name"), "must not be empty"))
+            continue
+        functions.append(
+            LoadedFunction(
+                name=spec.name,
+                file=file or display_name,
+                display=display_name,
+                function_stack=spec.function_stack,
+                response=spec.response,
+                defaults=dict(spec.input),
+            )
+        )
+    return functions, issues
 
 
 def task_from_value(value: Any, file: str, base_path: str) -> tuple[TaskSpec | None, list[Issue]]:
@@ -178,6 +286,15 @@ def task_from_value(value: Any, file: str, base_path: str) -> tuple[TaskSpec | N
                         f" {str(schedule.skip_if_running).lower()}; set only one",
                     )
                 )
+        if schedule.events is not None:
+            if cron_text is not None:
+                issues.append(Issue(file, sched_path, "give cron_expression or events, not both"))
+            check_events(schedule.events, file, join_path(sched_path, "events"), issues)
+        elif cron_text is None:
+            issues.append(Issue(file, cron_path, 'missing required key "cron_expression"'))
+    elif isinstance(schedule, list):
+        cron_text, cron_path = None, sched_path
+        check_events(schedule, file, sched_path, issues)
     else:
         cron_text, cron_path = schedule, sched_path
     if cron_text is not None:
@@ -210,6 +327,40 @@ def task_from_value(value: Any, file: str, base_path: str) -> tuple[TaskSpec | N
     if spec.name is not None and not spec.name.strip():
         issues.append(Issue(file, where("name"), "must not be empty"))
     return spec, issues
+
+
+def build_events(specs: list[EventSpec]) -> list[Event]:
+    """The events of a validated spec (raises ValueError on an invalid one)."""
+    return [
+        Event(
+            parse_instant(e.starts_on),
+            e.freq,
+            parse_instant(e.ends_on) if e.ends_on is not None else None,
+        )
+        for e in specs
+    ]
+
+
+def check_events(specs: list[EventSpec], file: str, path: str, issues: list[Issue]) -> None:
+    """Report every invalid event time, freq or range at its own path."""
+    for i, spec in enumerate(specs):
+        where = join_path(path, i)
+        times = []
+        for key in ("starts_on", "ends_on"):
+            value = getattr(spec, key)
+            if value is None:
+                continue
+            try:
+                times.append(parse_instant(value))
+            except ValueError as exc:
+                issues.append(Issue(file, join_path(where, key), str(exc)))
+        if len(times) != (1 if spec.ends_on is None else 2):
+            continue
+        try:
+            Event(times[0], spec.freq, times[1] if len(times) > 1 else None)
+        except ValueError as exc:
+            key = "freq" if "freq" in str(exc) else "ends_on"
+            issues.append(Issue(file, join_path(where, key), str(exc)))
 
 
 def _is_step(value: Any) -> bool:

@@ -10,8 +10,27 @@ import asyncio
 from collections.abc import Awaitable
 from datetime import datetime
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from daemon.core.runs import Claim, Outcome
+
+
+class Schedule(Protocol):
+    """When a task fires: `CronSchedule` (daemon.core.cron) or `EventSchedule` (core.events).
+
+    `expression` identifies the schedule exactly and `tz` is its zone: the scheduler memoizes
+    next fires by (expression, tz.key, after)."""
+
+    expression: str
+    tz: ZoneInfo
+
+    def next_after(self, after: datetime) -> datetime:
+        """The first fire strictly after `after` (aware); LookupError when none is left."""
+        ...
+
+    def next_n(self, after: datetime, n: int) -> list[datetime]: ...
+
+    def describe(self) -> str: ...
 
 
 class Clock(Protocol):

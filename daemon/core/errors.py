@@ -166,3 +166,18 @@ class ReturnSignal(Exception):  # a control-flow signal, not an error
     def __init__(self, value: Any = None) -> None:
         super().__init__("return")
         self.value = value
+
+
+class BreakSignal(ReturnSignal):
+    """Break Out: ends the innermost loop (For Each, For, While). A Return subclass, so every
+    block that lets a Return through (try/finally, transactions, functions) treats it alike."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+
+class ContinueSignal(ReturnSignal):
+    """Continue: ends this iteration of the innermost loop (see BreakSignal)."""
+
+    def __init__(self) -> None:
+        super().__init__(None)

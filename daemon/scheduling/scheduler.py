@@ -40,7 +40,7 @@ from daemon.scheduling.clock import SystemClock
 from daemon.scheduling.limiter import ConcurrencyLimit
 
 if TYPE_CHECKING:
-    from daemon.core.cron import CronSchedule
+    from daemon.core.abc import Schedule
     from daemon.engine.compiler import CompiledTask, RetryPolicy
     from daemon.resources.bundle import Resources
 
@@ -57,7 +57,7 @@ MAX_MISSED_RECORDS = 100
 # Fires handled before the loop yields so that their runs start (lower lag in big batches).
 BATCH_CHUNK = 256
 # With replicas, how long after its slot a fire of another replica's share is claimed here.
-PARTITION_GRACE = 2.0
+PARTITION_GRACE = 1.0
 
 
 class RunFn(Protocol):
@@ -327,13 +327,13 @@ class Scheduler:
                 self._push(state, nxt)
 
     @staticmethod
-    def _next(schedule: CronSchedule, after: datetime, memo: dict[Any, Any]) -> datetime | None:
+    def _next(schedule: Schedule, after: datetime, memo: dict[Any, Any]) -> datetime | None:
         found = Scheduler._next_ts(schedule, after, after.timestamp(), memo)
         return found[1] if found is not None else None
 
     @staticmethod
     def _next_ts(
-        schedule: CronSchedule, after: datetime, after_ts: float, memo: dict[Any, Any]
+        schedule: Schedule, after: datetime, after_ts: float, memo: dict[Any, Any]
     ) -> tuple[float, datetime] | None:
         """The slot after `after` and its epoch seconds. Tasks sharing an expression and timezone
         (10,000 `* * * * * *` tasks, many `@hourly`) share the computation within one batch."""

@@ -66,6 +66,8 @@ MAX_RETRY_DELAY = 2.0
 # Claim statements in flight at once on a shared (PostgreSQL) store, and the fewest claims a
 # statement carries when a batch is split between them.
 CLAIM_CONCURRENCY = 3
+# How often the live replicas are counted (for the claim shares), seconds.
+PARTITION_REFRESH = 2.0
 MIN_CLAIM_CHUNK = 100
 # The claim refuses (EARLY) a scheduled slot further ahead of the database clock than this (ms):
 # the backstop for a process whose clock is not (yet) corrected.
@@ -743,8 +745,19 @@ class StateStore:
 
     async def _heartbeat_loop(self) -> None:
         interval = self.lease_ms / 3000.0
+        # Who shares the claims is looked at more often than leases are renewed: a replica that
+        # leaves (it unregisters) or arrives changes the others' shares within a few seconds.
+        step = min(interval, PARTITION_REFRESH) if self.dialect.shared_clock else interval
+        beat_due = time.monotonic() + interval
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(step)
+            if time.monotonic() < beat_due:
+                try:
+                    await self.refresh_partition()
+                except Exception as exc:
+                    self.outage.failed(exc)
+                continue
+            beat_due = time.monotonic() + interval
             try:
                 await self.heartbeat()
                 await self.reap()

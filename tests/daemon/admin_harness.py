@@ -100,9 +100,14 @@ async def _body(resp: aiohttp.ClientResponse) -> Any:
 
 @asynccontextmanager
 async def harness(
-    tmp: Path, *, token: str | None = TOKEN, tasks: list[dict[str, Any]] | None = None
+    tmp: Path,
+    *,
+    token: str | None = TOKEN,
+    tasks: list[dict[str, Any]] | None = None,
+    config: Path | None = None,
 ) -> AsyncIterator[Harness]:
-    loaded = await load(write_config(tmp, tasks), {})
+    """`config` (written by the caller) replaces the one made from `tasks`."""
+    loaded = await load(config or write_config(tmp, tasks), {})
     assert not loaded.errors, loaded.errors
     store = store_from_config(loaded.config)
     assert store is not None
