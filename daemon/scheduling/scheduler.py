@@ -760,8 +760,19 @@ class Scheduler:
     # --- one fire, all its attempts -------------------------------------------------------------
 
     def _needs_claim(self, run: _Run) -> bool:
+        """A fire needs a claim before it runs unless it has no effect outside this process
+        (an inline task) and nobody else would run it: the store is this process's alone, or
+        the fire is in this replica's share (the others claim it only after the grace, and
+        find its row). Then its final row is its only write."""
         claims = self.claims
-        return claims is not None and not (claims.exclusive and run.definition.inline)
+        if claims is None:
+            return False
+        if not run.definition.inline:
+            return True
+        if claims.exclusive or run.origin == MANUAL:
+            return False
+        rank, count = claims.partition
+        return run.state.part % count != rank
 
     async def _claim(self, run: _Run) -> bool:
         """Own this attempt in the state store before it can have any side effect."""
