@@ -59,8 +59,8 @@ class Claimer(Protocol):
     `exclusive` is true when this process alone runs the store's tasks (a SQLite store, held by
     a file lock). A run with no effect outside the process (an inline task,
     `CompiledTask.inline`) needs no claim before it runs when nobody else would run its slot —
-    the store is exclusive, or the slot is in this replica's share of `partition` — and a
-    crash mid-run leaves nothing behind to account for: its final row is its only write."""
+    the store is exclusive, or no other replica is alive — and a crash mid-run leaves nothing
+    behind to account for: its final row is its only write."""
 
     exclusive: bool
     # (this process's rank, live replicas): each replica claims the fires of the tasks whose
