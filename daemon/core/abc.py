@@ -7,7 +7,7 @@ Implementations live in their parts (`SystemClock` in scheduling, `StateStore` i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -68,6 +68,10 @@ class Claimer(Protocol):
     partition: tuple[int, int]
 
     def claim(self, claim: Claim) -> Awaitable[str]: ...
+
+    async def unclaimed(self, claims: Sequence[Claim]) -> list[Claim]:
+        """Those of `claims` whose slot nobody has claimed (or recorded) yet."""
+        ...
 
     @property
     def behind(self) -> bool:

@@ -696,11 +696,23 @@ class Scheduler:
                 self._begin(run, None)
             raise
         if others:
+            # Only the slots their owner has not taken: a living owner took them all, and a
+            # look costs the store less than as many refused inserts.
+            try:
+                free = {
+                    c.run_id for c in await claims.unclaimed([self._claim_of(r) for r in others])
+                }
+            except Exception as exc:
+                log.debug("unclaimed_failed", error=str(exc))
+                free = {r.run_id for r in others}  # the claims will find out
+            orphans = [r for r in others if r.run_id in free]
             for run in others:
                 state = run.state
-                if self._states.get(state.task.name) is state:
+                if run.run_id not in free:
+                    self._finish(run)  # its owner ran (or is running) it
+                elif self._states.get(state.task.name) is state:
                     state.running.add(run)
-            await self._claim_and_begin(others)
+            await self._claim_and_begin(orphans)
 
     async def _claim_and_begin(self, runs: list[_Run]) -> None:
         claims = self.claims

@@ -292,6 +292,16 @@ _STATEMENTS: Final[dict[str, tuple[str, str] | str]] = {
         " ON CONFLICT (task) DO UPDATE"
         " SET last_slot = max(COALESCE(cronstack_task_state.last_slot, 0), excluded.last_slot)",
     ),
+    # Which of these (task, slot) have a first-attempt row already (another replica's share,
+    # looked at before claiming it after the grace: a probe is cheaper than a refused insert).
+    "slots_taken": (
+        "SELECT r.task, r.slot_id FROM cronstack_runs r"
+        " JOIN unnest($1::text[], $2::text[]) AS v(task, slot_id)"
+        " ON r.task = v.task AND r.slot_id = v.slot_id AND r.attempt = 1",
+        f"SELECT r.task, r.slot_id FROM cronstack_runs r JOIN (SELECT {_fields('task', 'slot_id')}"
+        " FROM json_each($1)) AS v ON r.task = v.task AND r.slot_id = v.slot_id"
+        " AND r.attempt = 1",
+    ),
     # Which of these (run_id, token) claims wrote our row, after a lost reply ($1 our owner).
     "own_claims": (
         "SELECT r.run_id FROM cronstack_runs r"

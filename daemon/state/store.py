@@ -418,6 +418,20 @@ class StateStore:
                 if not fut.done():
                     fut.set_result(results.get(c.run_id, LOST))
 
+    async def unclaimed(self, claims: Sequence[Claim]) -> list[Claim]:
+        """Claimer: those of `claims` whose slot has no first-attempt row yet."""
+        taken: set[tuple[str, str]] = set()
+        chunk = self.dialect.batch_rows * 5
+        self.claiming += 1  # a claim's prelude: tests on a fake clock wait for it too
+        try:
+            for i in range(0, len(claims), chunk):
+                part = [(c.task, c.slot_id) for c in claims[i : i + chunk]]
+                rows = await self.ds.fetch(self.q["slots_taken"], self.dialect.batch(part))
+                taken.update((r["task"], r["slot_id"]) for r in rows)
+        finally:
+            self.claiming -= 1
+        return [c for c in claims if (c.task, c.slot_id) not in taken]
+
     @staticmethod
     def _tokens(claims: Sequence[Claim]) -> dict[str, str]:
         """A lease token per claim: one urandom call for the batch, cut into 16 hex digits."""
