@@ -110,6 +110,46 @@ def _fields(*names: str) -> str:
     return ", ".join(f"json_extract(value, '$[{i}]') AS {n}" for i, n in enumerate(names))
 
 
+# A final state over a claimed row, matched by run id and token; {FENCE} says which rows take it.
+_FINISH_PG: Final = """
+    UPDATE cronstack_runs r SET status = v.status,
+        started_at = COALESCE(v.started_at, r.started_at),
+        finished_at = v.finished_at,
+        duration_ms = COALESCE(v.duration_ms,
+            v.finished_at - COALESCE(v.started_at, r.started_at)),
+        error = v.error::jsonb, trace = v.trace::jsonb, reason = v.reason,
+        lease_expires_at = NULL
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[],
+                $6::bigint[], $7::text[], $8::text[], $9::text[])
+        AS v(run_id, token, status, started_at, finished_at, duration_ms, error, trace, reason)
+    WHERE r.run_id = v.run_id AND r.lease_token = v.token AND {FENCE}
+    RETURNING r.run_id
+"""
+_FINISH_SQLITE: Final = f"""
+    UPDATE cronstack_runs AS r SET status = v.status,
+        started_at = COALESCE(v.started_at, r.started_at),
+        finished_at = v.finished_at,
+        duration_ms = COALESCE(v.duration_ms,
+            v.finished_at - COALESCE(v.started_at, r.started_at)),
+        error = v.error, trace = v.trace, reason = v.reason, lease_expires_at = NULL
+    FROM (SELECT {
+    _fields(
+        "run_id",
+        "token",
+        "status",
+        "started_at",
+        "finished_at",
+        "duration_ms",
+        "error",
+        "trace",
+        "reason",
+    )
+}
+          FROM json_each($1)) AS v
+    WHERE r.run_id = v.run_id AND r.lease_token = v.token AND {{FENCE}}
+    RETURNING run_id
+"""  # SQLite's RETURNING sees only the updated table, by unqualified names
+
 # name -> (PostgreSQL, SQLite); a single text serves both once translated.
 _STATEMENTS: Final[dict[str, tuple[str, str] | str]] = {
     # --- this process -------------------------------------------------------------------------
@@ -194,91 +234,14 @@ _STATEMENTS: Final[dict[str, tuple[str, str] | str]] = {
     ),
     # --- final states: fenced on the claim's token (and, shared, on an unexpired lease) -------
     "finish_runs": (
-        """
-        UPDATE cronstack_runs r SET status = v.status,
-            started_at = COALESCE(v.started_at, r.started_at),
-            finished_at = v.finished_at,
-            duration_ms = COALESCE(v.duration_ms,
-                v.finished_at - COALESCE(v.started_at, r.started_at)),
-            error = v.error::jsonb, trace = v.trace::jsonb, reason = v.reason,
-            lease_expires_at = NULL
-        FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[],
-                    $6::bigint[], $7::text[], $8::text[], $9::text[])
-            AS v(run_id, token, status, started_at, finished_at, duration_ms, error, trace,
-                 reason)
-        WHERE r.run_id = v.run_id AND r.lease_token = v.token
-          AND r.status = 'running' AND r.lease_expires_at > {NOW}
-        RETURNING r.run_id
-        """,
-        f"""
-        UPDATE cronstack_runs AS r SET status = v.status,
-            started_at = COALESCE(v.started_at, r.started_at),
-            finished_at = v.finished_at,
-            duration_ms = COALESCE(v.duration_ms,
-                v.finished_at - COALESCE(v.started_at, r.started_at)),
-            error = v.error, trace = v.trace, reason = v.reason, lease_expires_at = NULL
-        FROM (SELECT {
-            _fields(
-                "run_id",
-                "token",
-                "status",
-                "started_at",
-                "finished_at",
-                "duration_ms",
-                "error",
-                "trace",
-                "reason",
-            )
-        }
-              FROM json_each($1)) AS v
-        WHERE r.run_id = v.run_id AND r.lease_token = v.token AND r.status = 'running'
-        RETURNING run_id
-        """,  # SQLite's RETURNING sees only the updated table, by unqualified names
+        _FINISH_PG.replace("{FENCE}", "r.status = 'running' AND r.lease_expires_at > {NOW}"),
+        _FINISH_SQLITE.replace("{FENCE}", "r.status = 'running'"),
     ),
     # --- final states a previous process spooled at exit (state/spool.py): its leases may have
     # expired and a survivor may have marked the rows interrupted; the token still proves them.
     "finish_spooled": (
-        """
-        UPDATE cronstack_runs r SET status = v.status,
-            started_at = COALESCE(v.started_at, r.started_at),
-            finished_at = v.finished_at,
-            duration_ms = COALESCE(v.duration_ms,
-                v.finished_at - COALESCE(v.started_at, r.started_at)),
-            error = v.error::jsonb, trace = v.trace::jsonb, reason = v.reason,
-            lease_expires_at = NULL
-        FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[],
-                    $6::bigint[], $7::text[], $8::text[], $9::text[])
-            AS v(run_id, token, status, started_at, finished_at, duration_ms, error, trace,
-                 reason)
-        WHERE r.run_id = v.run_id AND r.lease_token = v.token
-          AND r.status IN ('running', 'interrupted')
-        RETURNING r.run_id
-        """,
-        f"""
-        UPDATE cronstack_runs AS r SET status = v.status,
-            started_at = COALESCE(v.started_at, r.started_at),
-            finished_at = v.finished_at,
-            duration_ms = COALESCE(v.duration_ms,
-                v.finished_at - COALESCE(v.started_at, r.started_at)),
-            error = v.error, trace = v.trace, reason = v.reason, lease_expires_at = NULL
-        FROM (SELECT {
-            _fields(
-                "run_id",
-                "token",
-                "status",
-                "started_at",
-                "finished_at",
-                "duration_ms",
-                "error",
-                "trace",
-                "reason",
-            )
-        }
-              FROM json_each($1)) AS v
-        WHERE r.run_id = v.run_id AND r.lease_token = v.token
-          AND r.status IN ('running', 'interrupted')
-        RETURNING run_id
-        """,
+        _FINISH_PG.replace("{FENCE}", "r.status IN ('running', 'interrupted')"),
+        _FINISH_SQLITE.replace("{FENCE}", "r.status IN ('running', 'interrupted')"),
     ),
     # --- the latest slot each task considered (catch-up after downtime starts there) ----------
     "save_slots": (
