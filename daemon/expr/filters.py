@@ -16,7 +16,7 @@ Calling convention (what the XanoScript compiler relies on):
   reads "now"): the compiler must not fold those into constants.
 * Filters never mutate their input; results may share unchanged parts with it.
 * Failures raise `ExpressionError` naming the filter: `filter "count" expects an array or
-  object, got text`. Sizes stay within MAX_STRING / MAX_LIST from `language`.
+  object, got text`. Sizes stay within MAX_STRING / MAX_LIST from `values`.
 
 Values are JSON values (None, bool, int, float, str, list, dict; Decimal from NUMERIC
 columns counts as a number). Binary results (raw hashes, `encrypt`, `base64_decode` of
@@ -59,7 +59,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from daemon.core.errors import ExpressionError
 from daemon.expr import phpdate
-from daemon.expr.language import MAX_INT, MAX_LIST, MAX_STRING, render
+from daemon.expr.values import MAX_INT, MAX_LIST, MAX_STRING, render
 
 __all__ = [
     "FILTERS",

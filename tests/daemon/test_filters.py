@@ -9,7 +9,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from daemon.expr.language import MAX_LIST, MAX_STRING
 
 from daemon.core.errors import ExpressionError
 from daemon.expr.filters import (
@@ -22,6 +21,7 @@ from daemon.expr.filters import (
     strict_equals,
 )
 from daemon.expr.phpdate import parse_format, zone
+from daemon.expr.values import MAX_LIST, MAX_STRING
 
 NOW = 1_758_000_000_000  # 2025-09-16 05:20:00 UTC, a Tuesday
 ENV = FilterEnv(clock=lambda: NOW)
