@@ -58,6 +58,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from daemon.core.errors import ExpressionError
+from daemon.core.millis import plain
 from daemon.expr import phpdate
 from daemon.expr.values import MAX_INT, MAX_LIST, MAX_STRING, render
 
@@ -147,6 +148,10 @@ class FilterDef:
         self, value: Any, args: Sequence[Any] = (), ctx: FilterContext | None = None
     ) -> Any:
         self.check_arity(len(args))
+        # Times read from a column (Millis) are plain numbers to every filter.
+        value = plain(value)
+        if args:
+            args = [plain(a) for a in args]
         if self.needs_ctx:
             return self.fn(ctx if ctx is not None else DEFAULT_ENV, value, *args)
         return self.fn(value, *args)
