@@ -28,6 +28,17 @@ _PG_ERRORS = (
     OverflowError,
 )
 
+# The connection died under a statement: the server went away, the network cut it, an
+# operator ended the backend. Not "cannot connect" (that fails in acquire, before any query).
+_LOST = (
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    ConnectionResetError,
+    BrokenPipeError,
+    ConnectionAbortedError,
+)
+
 _PG_COLUMNS = """
 SELECT n.nspname AS schema, c.relname AS table_name, a.attname AS column_name,
        CASE WHEN t.typtype = 'd' THEN bt.typname ELSE t.typname END AS typname,
@@ -170,37 +181,58 @@ class PostgresDataSource(DataSource):
             )
         self._tables = tables
 
+    def _query_error(self, exc: BaseException, what: str = "") -> DatabaseError:
+        """A failed statement's error; a connection that died under it says so."""
+        if isinstance(exc, _LOST):
+            detail = redact_url(str(exc)) or "closed"
+            lost = (
+                "the connection to the database was lost during the query"
+                f" ({type(exc).__name__}: {detail})"
+            )
+            return self._error_text(f"{what}: {lost}" if what else lost)
+        return self._error(exc, what)
+
+    def _error_text(self, text: str) -> DatabaseError:
+        return DatabaseError(f'data source "{self.name}": {text}')
+
     async def fetch(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         try:
             records = await self.pool.fetch(sql, *params)
         except _PG_ERRORS as exc:
-            raise self._error(exc) from exc
+            raise self._query_error(exc) from exc
         return [dict(r) for r in records]
 
     async def fetch_raw(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         try:
             async with self.pool.acquire() as conn:
+                lost = False
                 try:
                     records = await conn.fetch(sql, *params)
+                except _LOST:
+                    lost = True
+                    raise
                 finally:
                     # User SQL may SET, LISTEN or take advisory locks: undo it before reuse.
-                    await conn.reset()
+                    # A connection that died has nothing to undo: asyncpg already handed it
+                    # back (reset() would raise and hide why the query failed).
+                    if not lost:
+                        await conn.reset()
         except _PG_ERRORS as exc:
-            raise self._error(exc) from exc
+            raise self._query_error(exc) from exc
         return [dict(r) for r in records]
 
     async def fetchrow(self, sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
         try:
             record = await self.pool.fetchrow(sql, *params)
         except _PG_ERRORS as exc:
-            raise self._error(exc) from exc
+            raise self._query_error(exc) from exc
         return None if record is None else dict(record)
 
     async def execute(self, sql: str, params: Sequence[Any]) -> int:
         try:
             status = await self.pool.execute(sql, *params)
         except _PG_ERRORS as exc:
-            raise self._error(exc) from exc
+            raise self._query_error(exc) from exc
         # Command tags end with the row count: "DELETE 3", "INSERT 0 1", "UPDATE 0".
         tail = status.rpartition(" ")[2]
         return int(tail) if tail.isdigit() else 0
@@ -209,7 +241,7 @@ class PostgresDataSource(DataSource):
         try:
             await self.pool.executemany(sql, rows)
         except _PG_ERRORS as exc:
-            raise self._error(exc) from exc
+            raise self._query_error(exc) from exc
 
     async def insert_many(
         self, table: TableInfo, columns: list[str], rows: list[tuple[Any, ...]]
@@ -221,5 +253,5 @@ class PostgresDataSource(DataSource):
                 table.name, records=rows, columns=columns, schema_name=table.schema
             )
         except _PG_ERRORS as exc:
-            raise self._error(exc, f'bulk insert into "{table.name}"') from exc
+            raise self._query_error(exc, f'bulk insert into "{table.name}"') from exc
         return len(rows)
