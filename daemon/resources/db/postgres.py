@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,14 @@ _LOST = (
     ConnectionResetError,
     BrokenPipeError,
     ConnectionAbortedError,
+)
+
+# The server cannot be reached (the pool opens a connection for the statement and fails).
+_UNREACHABLE = (
+    ConnectionRefusedError,
+    socket.gaierror,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
 )
 
 _PG_COLUMNS = """
@@ -190,6 +199,9 @@ class PostgresDataSource(DataSource):
                 f" ({type(exc).__name__}: {detail})"
             )
             return self._error_text(f"{what}: {lost}" if what else lost)
+        if isinstance(exc, _UNREACHABLE):
+            down = f"cannot connect to the database ({type(exc).__name__}: {redact_url(str(exc))})"
+            return self._error_text(f"{what}: {down}" if what else down)
         return self._error(exc, what)
 
     def _error_text(self, text: str) -> DatabaseError:
