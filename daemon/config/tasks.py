@@ -11,10 +11,17 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from daemon.config.convert import check_duration, check_timezone, convert_struct
+from daemon.config.convert import (
+    check_duration,
+    check_timezone,
+    convert_struct,
+    nesting_problem,
+)
 from daemon.core.cron import CronSchedule
+from daemon.core.durations import MAX_RETENTION
 from daemon.core.errors import Issue, join_path
 from daemon.core.jsonc import JsoncError, loads_jsonc_located
+from daemon.core.text import name_problem
 
 Overlap = Literal["skip", "allow", "queue", "replace"]
 CatchUp = Literal["none", "latest", "all"]
@@ -178,8 +185,11 @@ def task_from_value(value: Any, file: str, base_path: str) -> tuple[TaskSpec | N
         except ValueError as exc:
             issues.append(Issue(file, cron_path, str(exc)))
 
-    for key in ("timeout", "jitter", "misfire_grace", "expect_success_within", "history_retention"):
+    for key in ("timeout", "jitter", "misfire_grace", "expect_success_within"):
         check_duration(getattr(spec, key), file, where(key), issues)
+    check_duration(
+        spec.history_retention, file, where("history_retention"), issues, maximum=MAX_RETENTION
+    )
     if spec.history_max_runs is not None and spec.history_max_runs < 1:
         # 0 would otherwise fall back to the [daemon] default unnoticed (or prune everything).
         issues.append(Issue(file, where("history_max_runs"), "must be at least 1"))
@@ -199,8 +209,16 @@ def task_from_value(value: Any, file: str, base_path: str) -> tuple[TaskSpec | N
                     file, join_path(retry_path, "max_delay"), "must not be less than initial_delay"
                 )
             )
-    if spec.name is not None and not spec.name.strip():
-        issues.append(Issue(file, where("name"), "must not be empty"))
+    if isinstance(value, dict) and "name" in value and not isinstance(value["name"], str):
+        # `name = 5`, a list, null: without a usable name the task cannot be told apart from
+        # others (duplicates, history), so it goes no further.
+        if value["name"] is None:  # `str | None` let it through: the loaders give the default
+            issues.append(Issue(file, where("name"), "expected a string, got null"))
+        return None, issues
+    if spec.name is not None:
+        problem = name_problem(spec.name)
+        if problem is not None:
+            issues.append(Issue(file, where("name"), problem))
     return spec, issues
 
 
@@ -234,15 +252,19 @@ def _read_values(
 ) -> tuple[list[tuple[Any, int | None, list[int]]], list[Issue]]:
     """Parse a task file into its top-level values (with start lines where the format has them)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: a byte-order mark (some Windows editors write one) is not content.
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         return [], [Issue(display, "", f"cannot read the file: {exc}")]
     if path.suffix.lower() == ".toml":
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            message, line, column = split_toml_error(exc)
-            return [], [Issue(display, "", message, line, column)]
+        data, problem = parse_toml(text, display)
+        if problem is not None:
+            return [], [problem]
+        deep = nesting_problem(data)
+        if deep is not None:
+            return [], [Issue(display, deep[0], deep[1])]
+        if not data:
+            return [], []  # an empty file: "holds no task", like an empty JSON file
         # `[[task]]` (or `[task]`, or `[[tasks]]`) holds the tasks; otherwise the whole file is
         # one task (which has no `task`/`tasks` key of its own).
         key = next(iter(data)) if len(data) == 1 else None
@@ -253,9 +275,26 @@ def _read_values(
             return [(tasks, None, [])], []
         return [(data, None, [])], []
     try:
-        return [(v, line, items) for v, line, items in loads_jsonc_located(text)], []
+        values = loads_jsonc_located(text)
     except JsoncError as exc:
         return [], [Issue(display, "", f"invalid JSON: {exc.message}", exc.line, exc.column)]
+    for value, line, _items in values:
+        deep = nesting_problem(value)
+        if deep is not None:
+            return [], [Issue(display, deep[0], deep[1], line)]
+    return [(v, line, items) for v, line, items in values], []
+
+
+def parse_toml(text: str, display: str) -> tuple[dict[str, Any], Issue | None]:
+    """tomllib.loads with every failure as an Issue: syntax errors with their position, and
+    nesting so deep that the parser itself runs out of stack."""
+    try:
+        return tomllib.loads(text), None
+    except tomllib.TOMLDecodeError as exc:
+        message, line, column = split_toml_error(exc)
+        return {}, Issue(display, "", message, line, column)
+    except RecursionError:
+        return {}, Issue(display, "", "invalid TOML: nested too deeply")
 
 
 def split_toml_error(exc: tomllib.TOMLDecodeError) -> tuple[str, int | None, int | None]:

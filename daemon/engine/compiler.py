@@ -322,7 +322,7 @@ def compile_task(
 ) -> tuple[CompiledTask | None, list[Issue]]:
     """Compile one loaded task; returns the task (None if it has errors) and all its issues."""
     from daemon.core.cron import CronSchedule
-    from daemon.core.durations import parse_duration
+    from daemon.core.durations import MAX_DURATION, parse_duration
 
     spec = loaded.spec
     file = loaded.display or loaded.file
@@ -388,20 +388,21 @@ def compile_task(
             where = "schedule" if isinstance(schedule, str) else "schedule.cron_expression"
             issues.append(Issue(file, at(where), str(exc)))
 
-    def duration(value: Any, where: str, default: float | None) -> float | None:
+    def duration(value: Any, default: float | None) -> float | None:
+        # The loader (daemon.config.tasks) checked every duration against its bounds and
+        # reported the bad ones at their own path; reporting here again would list them twice.
         if value is None:
             return default
         try:
-            return parse_duration(value)
-        except ValueError as exc:
-            issues.append(Issue(file, at(where), str(exc)))
+            return parse_duration(value, MAX_DURATION)
+        except ValueError:
             return default
 
-    timeout = duration(spec.timeout, "timeout", None)
-    jitter_s = duration(jitter, "schedule.jitter", 0.0) or 0.0
-    grace_s = duration(misfire_grace, "schedule.misfire_grace", 60.0) or 60.0
-    expect = duration(spec.expect_success_within, "expect_success_within", None)
-    retry = _retry_policy(spec.retry, file, at("retry"), issues)
+    timeout = duration(spec.timeout, None)
+    jitter_s = duration(jitter, 0.0) or 0.0
+    grace_s = duration(misfire_grace, 60.0) or 60.0
+    expect = duration(spec.expect_success_within, None)
+    retry = _retry_policy(spec.retry)
 
     comp = StackCompiler(
         registry=registry,
@@ -456,21 +457,19 @@ def compile_task(
     return task, issues
 
 
-def _retry_policy(
-    spec: RetrySpec | None, file: str, path: str, issues: list[Issue]
-) -> RetryPolicy | None:
-    from daemon.core.durations import parse_duration
+def _retry_policy(spec: RetrySpec | None) -> RetryPolicy | None:
+    """The retry policy; None when absent or invalid (the loader reported what is wrong)."""
+    from daemon.core.durations import MAX_DURATION, parse_duration
 
     if spec is None:
         return None
     try:
         return RetryPolicy(
             max_attempts=max(1, int(spec.max_attempts)),
-            initial_delay=parse_duration(spec.initial_delay),
-            max_delay=parse_duration(spec.max_delay),
+            initial_delay=parse_duration(spec.initial_delay, MAX_DURATION),
+            max_delay=parse_duration(spec.max_delay, MAX_DURATION),
         )
-    except ValueError as exc:
-        issues.append(Issue(file, path, str(exc)))
+    except ValueError:
         return None
 
 
