@@ -112,8 +112,9 @@ async def harness(
     token: str | None = TOKEN,
     tasks: list[dict[str, Any]] | None = None,
     state_url: str | None = None,
+    extra: str = "",
 ) -> AsyncIterator[Harness]:
-    loaded = await load(write_config(tmp, tasks, state_url=state_url), {})
+    loaded = await load(write_config(tmp, tasks, extra, state_url=state_url), {})
     assert not loaded.errors, loaded.errors
     store = store_from_config(loaded.config)
     assert store is not None
