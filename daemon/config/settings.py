@@ -24,6 +24,7 @@ from daemon.config.tasks import (
     LoadedTask,
     load_task_file,
     parse_toml,
+    place_issues,
     task_from_value,
 )
 from daemon.core.durations import MAX_RETENTION
@@ -397,14 +398,13 @@ def read_config(
         ok = previous is None
         if previous is not None:
             where = previous.display + (f" {previous.base_path}" if previous.base_path else "")
-            issues.append(
-                Issue(
-                    task.display,
-                    task.path("name"),
-                    f'duplicate task name "{task.name}" (also in {where})',
-                    task.line if task.index is not None else None,
-                )
+            issue = Issue(
+                task.display,
+                task.path("name"),
+                f'duplicate task name "{task.name}" (also in {where})',
+                task.line if task.index is not None else None,
             )
+            issues.extend(place_issues([issue], task.display, task.locate))
         else:
             seen[task.name] = task
         # A task's data_source is checked by the compiler, which also knows the one-source

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
+from daemon.config.tasks import place_issues
 from daemon.core.errors import ConfigError, ExpressionError, Issue, join_path
 from daemon.core.text import did_you_mean
 from daemon.expr.nodes import BUILTIN_NAMES
@@ -495,7 +496,8 @@ def compile_tasks(
             configured_datasources=configured,
             default_datasource=default_datasource,
         )
-        issues.extend(found)
+        # Compile errors name a path; a JSON file also tells where that path is written.
+        issues.extend(place_issues(found, item.display, item.locate))
         if task is not None:
             tasks.append(task)
     return tasks, issues
