@@ -165,7 +165,18 @@ class StackCompiler:
                 self.error(field, exc.message, column=exc.column)
                 return False
             for ref in tpl.references:
-                if ref.name not in self.defined and ref.name not in BUILTIN_NAMES:
+                if ref.name in self.defined:
+                    continue
+                if ref.name == "error":
+                    # A built-in that is only bound where an error was caught; anywhere else
+                    # it reads null, which is never what the author meant.
+                    self.warning(
+                        field,
+                        '"error" is only set in a Try-Catch\'s catch_steps and in on_failure;'
+                        " here it is null",
+                        column=ref.column,
+                    )
+                elif ref.name not in BUILTIN_NAMES:
                     self.warning(
                         field,
                         f'undefined variable "{ref.name}": no earlier step defines it',
