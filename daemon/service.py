@@ -129,7 +129,6 @@ class Service:
             _print_errors(issues)
             log.error("config_invalid", errors=[str(i) for i in errors], path=str(self.config_path))
             return EXIT_INVALID
-        # [log.ship] and [admin] are read once at start; changing them needs a restart.
         self.ops = ops = Sidecars(loaded.config.spec, self.env)
         self._configure_logs(loaded)
         for warning in loaded.warnings:
@@ -271,7 +270,24 @@ class Service:
             log.error("reload_rejected", errors=errors, kept_tasks=self.scheduler.task_count)
             self.notifier.ready(self._status())
             return False
+        old_shipper = None
+        if self.ops is not None:
+            try:
+                # First, as the one step of a reload that can still fail: a new admin address
+                # that cannot be bound rejects the reload (the old listener keeps serving).
+                await self.ops.reconfigure_admin(new.config.spec)
+            except AdminListenError as exc:
+                await close_resources(new.resources)
+                log.error(
+                    "reload_rejected", errors=[exc.strerror], kept_tasks=self.scheduler.task_count
+                )
+                self.notifier.ready(self._status())
+                return False
+            old_shipper = self.ops.replace_shipper(new.config.spec)
         self._configure_logs(new)
+        if old_shipper is not None:
+            # The logs point at the new shipper now: the old one flushes what it holds.
+            self._background.spawn(old_shipper.close(), "close-log-shipper")
         self.scheduler.log_fires = new.config.spec.log.level == "debug"
         for warning in new.warnings:
             log.warning("config_warning", message=str(warning))

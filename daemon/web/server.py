@@ -171,6 +171,11 @@ class AdminServer:
             )
         log.info("admin_listening", listen=self.bound, auth=self.token is not None)
 
+    def set_token(self, token: str | None) -> None:
+        """A new admin token (a reload): old sessions and the old token stop working at once."""
+        self.token = token or None
+        self.sessions = Sessions(token) if token else None
+
     @property
     def base_url(self) -> str:
         if self.address.path is not None:
