@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.daemon.admin_harness import TOKEN, harness
+from tests.daemon.admin_harness import TOKEN, harness, write_config
 
 LONG = "a" * 5000
 # (method, path with query, status, fragment of the error). Percent-escapes reach the handlers
@@ -72,3 +74,18 @@ async def test_identifiers_are_validated_before_any_query(
         # The store still answers (nothing left a connection in a failed state).
         status, runs = await h.get("/api/runs?limit=5")
         assert status == 200 and runs == {"runs": []}
+
+
+@pytest.mark.parametrize("store", ["postgresql", "sqlite"])
+@pytest.mark.parametrize("task", ["a\x00b", "tab\there", "x" * 201])
+def test_history_refuses_a_malformed_task_name(
+    cli: Any, tmp_path: Path, store: str, task: str, request: pytest.FixtureRequest
+) -> None:
+    """`cronstack history TASK` checks the name before querying: exit 2, no traceback."""
+    url = request.getfixturevalue("pg_url") if store == "postgresql" else None
+    config = write_config(tmp_path, state_url=url)
+    code, out, err = cli("history", task, "-c", str(config), "--json")
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert "task name" in err
+    code, out, _err = cli("history", "unknown-task", "-c", str(config), "--json")
+    assert code == 0 and json.loads(out) == []
