@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.config.settings import Config, display_path, read_config
+from daemon.config.tasks import TaskReader
 from daemon.core.durations import parse_duration
 from daemon.core.errors import ConfigError, Issue
 from daemon.core.secrets import SECRETS
@@ -19,7 +21,9 @@ from daemon.resources.cache import Cache, create_cache
 from daemon.resources.db import create_datasource
 from daemon.resources.db.base import DataSource
 from daemon.resources.http.client import HttpClient
+from daemon.state.spool import spool_dir
 from daemon.state.store import StateStore, TaskPolicy, open_state_datasource
+from daemon.xano.loader import read_xs_file
 from steps import build_registry
 
 
@@ -43,6 +47,11 @@ class Loaded:
 
     def task(self, name: str) -> CompiledTask | None:
         return next((t for t in self.tasks if t.name == name), None)
+
+
+def task_readers() -> dict[str, TaskReader]:
+    """The task file formats beyond JSON and TOML, by suffix: XanoScript (`daemon.xano`)."""
+    return {".xs": read_xs_file}
 
 
 def _datasource_for(config: Config, name: str) -> DataSource:
@@ -168,12 +177,27 @@ def make_cache(config: Config) -> Cache:
     )
 
 
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """The cyclic GC paused while a configuration is built: loading allocates only objects that
+    live on (specs, compiled steps), and every full collection meanwhile walks all of them again
+    (100,000 tasks: a second of collections). Restored afterwards; garbage is collected then."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 async def load(path: str | Path, env: Mapping[str, str] | None = None) -> Loaded:
     """Load, open and compile. Raises ConfigError only when config.toml cannot be read or
     parsed; every other problem (config settings, task files, data sources, compiling) is
     returned in `Loaded.issues`, tasks with errors left out, so all are reported together."""
     env = dict(os.environ if env is None else env)
-    config, load_errors = read_config(path, env)
+    with _no_gc():
+        config, load_errors = read_config(path, env, readers=task_readers())
     register_config_secrets(config, env)
     try:
         http, cache = make_http(config), make_cache(config)
@@ -182,21 +206,29 @@ async def load(path: str | Path, env: Mapping[str, str] | None = None) -> Loaded
             raise
         http, cache = None, None  # their settings are among load_errors; nothing will run
     datasources, unreachable, issues = await open_datasources(config)
+    email = config.spec.email
     resources = Resources(
         datasources=datasources,
         default_datasource=default_datasource(config),
         http=http,
         cache=cache,
         env=env,
+        endpoints={
+            f"email.{p}": getattr(email, p)
+            for p in email.__struct_fields__
+            if getattr(email, p) is not None
+        },
     )
-    tasks, task_issues = compile_tasks(
-        config.tasks,
-        registry=build_registry(),
-        default_timezone=config.spec.daemon.timezone,
-        datasources=datasources,
-        configured_datasources=list(config.spec.datasources),
-        default_datasource=resources.default_datasource,
-    )
+    with _no_gc():
+        tasks, task_issues = compile_tasks(
+            config.tasks,
+            registry=build_registry(),
+            default_timezone=config.spec.daemon.timezone,
+            datasources=datasources,
+            configured_datasources=list(config.spec.datasources),
+            default_datasource=resources.default_datasource,
+            functions=config.functions,
+        )
     # The loader and the compiler both look at schedules and durations: report each once.
     issues = list(dict.fromkeys([*load_errors, *config.warnings, *issues, *task_issues]))
     return Loaded(config, tasks, issues, resources, unreachable)
@@ -243,12 +275,14 @@ def store_from_config(config: Config) -> StateStore | None:
     if name is None or name not in config.spec.datasources:
         return None
     daemon = config.spec.daemon
+    ds = open_state_datasource(config.spec.datasources[name].url, base_dir=config.base_dir)
     store = StateStore(
-        open_state_datasource(config.spec.datasources[name].url, base_dir=config.base_dir),
+        ds,
         instance=daemon.instance,
         lease_timeout=parse_duration(daemon.lease_timeout),
         retention=parse_duration(daemon.history_retention),
         max_runs=daemon.history_max_runs,
+        spool_dir=spool_dir(os.environ, getattr(ds, "path", None), config.base_dir),
     )
     store.configure(policies_from_config(config))
     return store

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from daemon.bootstrap import Loaded, close_resources, load, policies_from_config
 from daemon.core.aio import BackgroundTasks
 from daemon.core.durations import parse_duration
 from daemon.core.errors import ConfigError, Issue
+from daemon.core.runs import LogRecorder
 from daemon.ops import logs
 from daemon.ops.sdnotify import Notifier
 from daemon.resources.bundle import Resources
@@ -157,11 +159,12 @@ class Service:
                 await close_resources(loaded.resources)
                 return EXIT_FAILED
             store.start()
+            store.log_outcome = logs.log_outcome
         self.scheduler = Scheduler(
             loaded.tasks,
             loaded.resources,
             clock=clock,
-            recorder=store,
+            recorder=store or LogRecorder(logs.log_outcome),
             claims=store,
             resume_from=last_slots,
             max_concurrent_runs=daemon_spec.max_concurrent_runs,
@@ -338,6 +341,7 @@ class Service:
         scheduler = self.scheduler
         self.notifier.stopping(self._status())
         in_flight = scheduler.running_count
+        deadline = time.monotonic() + self.shutdown_timeout
         log.info("shutdown_started", running=in_flight, timeout_s=self.shutdown_timeout)
         scheduler.stop_firing()
         await serve
@@ -350,8 +354,9 @@ class Service:
         if self.ops is not None:
             await self.ops.stop_listener()
         if self.store is not None:
-            # Final states reach the store before exit (bounded: a dead store must not hang us).
-            await self.store.close(timeout=5.0)
+            # Final states reach the store before exit — bounded: a dead store must not hang
+            # us; what it does not take is spooled to disk for the next start.
+            await self.store.close(timeout=max(5.0, deadline - time.monotonic()))
         # Reverse order of opening: the newest resources first, then those kept from the start.
         closing = [*(r for r in self._retired if r is not self.resources)]
         if self.resources is not None:
@@ -436,3 +441,5 @@ def main(args: argparse.Namespace) -> int:
         log.critical("crashed", exc_info=exc)
         _stderr("critical", "crashed", logs.error_summary(exc))
         return EXIT_FAILED
+    finally:
+        logs.flush()  # lines of the loop's last turn

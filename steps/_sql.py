@@ -20,8 +20,27 @@ if TYPE_CHECKING:
 # `StepCompiler.error` at load time, `raise_report` when the plan is built lazily at run time.
 Report = Callable[[str, str], None]
 
-OPERATORS = ("=", "!=", "<", "<=", ">", ">=", "in", "not_in", "like", "ilike", "is_null")
+OPERATORS = (
+    "=",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "in",
+    "not_in",
+    "like",
+    "not_like",
+    "ilike",
+    "not_ilike",
+    "includes",
+    "not_includes",
+    "between",
+    "not_between",
+    "is_null",
+)
 _ALIASES = {"==": "=", "<>": "!=", "eq": "=", "ne": "!=", "nin": "not_in", "not in": "not_in"}
+_ALIASES.update({f"not {op}": f"not_{op}" for op in ("like", "ilike", "includes", "between")})
 _COMPARE_SQL = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
@@ -43,6 +62,7 @@ class Leaf:
     value: int | None = None  # None: no bound value (is_null, or a literal null)
     negate_null: bool = False  # for value-less leaves: IS NOT NULL instead of IS NULL
     null_bit: int = 0  # nonzero: a templated =/!= whose run-time null switches to IS [NOT] NULL
+    ignore_bit: int = 0  # nonzero: `op?` (Xano's null-ignore) - a run-time null drops the leaf
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +139,10 @@ class _Parser:
         return Group(conjunction, tuple(items))
 
     def leaf(self, column: str, op: str, operand: Any, path: str) -> Leaf | None:
+        # `>=?`: Xano's null-ignore form; the condition is left out when the value is null.
+        ignore = len(op) > 1 and op.endswith("?")
+        if ignore:
+            op = op[:-1]
         op = _ALIASES.get(op, op)
         if op not in OPERATORS:
             hint = did_you_mean(op, OPERATORS)
@@ -130,6 +154,12 @@ class _Parser:
                 self.c.error(path, f"is_null takes true or false, got {_kind(operand)}")
                 return None
             return Leaf(column, op, path, negate_null=not operand)
+        if ignore and op != "is_null":
+            if operand is None:
+                return None  # a literal null: the condition is always left out
+            if is_template(operand):
+                index = self.value(operand, path)
+                return Leaf(column, op, path, value=index, ignore_bit=self.null_bit(index))
         if operand is None:
             if op in ("=", "!="):
                 return Leaf(column, op, path, negate_null=op == "!=")
@@ -137,6 +167,11 @@ class _Parser:
             return None
         if op in ("in", "not_in") and not (isinstance(operand, list) or is_template(operand)):
             self.c.error(path, f"{op} takes a list, got {_kind(operand)}")
+            return None
+        if op in ("between", "not_between") and not (
+            (isinstance(operand, list) and len(operand) == 2) or is_template(operand)
+        ):
+            self.c.error(path, f"{op} takes a list of two values [low, high]")
             return None
         index = self.value(operand, path)
         bit = self.null_bit(index) if op in ("=", "!=") and is_template(operand) else 0
@@ -213,6 +248,26 @@ def _like_param(value: Any) -> Any:
     return value
 
 
+def _includes_param(value: Any) -> Any:
+    """`includes`: a case-insensitive substring, its LIKE wildcards escaped (ESCAPE '\\')."""
+    if value is None or isinstance(value, dict | list):
+        raise TypeError(f"includes takes text, got {_kind(value)}")
+    text = value if isinstance(value, str) else str(value)
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _bound(position: int, coerce: Converter) -> Converter:
+    """One end of a `between` pair."""
+
+    def convert(value: Any) -> Any:
+        if not isinstance(value, list | tuple) or len(value) != 2:
+            raise TypeError(f"between takes a list of two values, got {_kind(value)}")
+        return coerce(value[position])
+
+    return convert
+
+
 _GLOB_FROM_LIKE = {"%": "*", "_": "?", "*": "[*]", "?": "[?]", "[": "[[]"}
 
 
@@ -260,14 +315,20 @@ class _Render:
             self.report(path, str(exc.args[0]))
             return None
 
-    def node(self, node: Node, mask: int) -> str:
+    def node(self, node: Node, mask: int) -> str | None:
+        """The SQL of a node; None when null-ignore conditions left nothing of it."""
         if isinstance(node, Group):
-            parts = [self.node(item, mask) for item in node.items]
+            rendered = [self.node(item, mask) for item in node.items]
+            parts = [p for p in rendered if p is not None]
             if not parts:
+                if rendered:
+                    return None  # every condition was left out: so is the group
                 return "TRUE" if node.conjunction == "AND" else "FALSE"
             if len(parts) == 1:
                 return parts[0]
             return "(" + f" {node.conjunction} ".join(parts) + ")"
+        if node.ignore_bit & mask:
+            return None
         col = self.column(node.column, node.path)
         if col is None:
             return "FALSE"
@@ -285,17 +346,29 @@ class _Render:
                 return f"{name} = ANY({p})" if op == "in" else f"{name} <> ALL({p})"
             neg = "" if op == "in" else "NOT "
             return f"{name} {neg}IN (SELECT value FROM json_each({p}))"
+        neg = "NOT " if op.startswith("not_") else ""
+        op = op.removeprefix("not_")
+        if op == "between":
+            low = self.ph(node.value, _bound(0, col.coerce), label)
+            high = self.ph(node.value, _bound(1, col.coerce), label)
+            return f"{name} {neg}BETWEEN {low} AND {high}"
+        if op == "includes":
+            keyword = "ILIKE" if self.dialect == "postgresql" else "LIKE"
+            p = self.ph(node.value, _includes_param, label)
+            return f"{name} {neg}{keyword} {p} ESCAPE '\\'"
         # like is case-sensitive on both dialects: SQLite's LIKE ignores ASCII case, so there
         # `like` becomes a GLOB (the pattern translated when bound) and `ilike` is its LIKE.
         if self.dialect == "sqlite" and op == "like":
-            return f"{name} GLOB {self.ph(node.value, _sqlite_like_param, label)}"
+            return f"{name} {neg}GLOB {self.ph(node.value, _sqlite_like_param, label)}"
         keyword = "ILIKE" if op == "ilike" and self.dialect == "postgresql" else "LIKE"
-        return f"{name} {keyword} {self.ph(node.value, _like_param, label)}"
+        return f"{name} {neg}{keyword} {self.ph(node.value, _like_param, label)}"
 
     def where(self, spec: FilterSpec | None, mask: int) -> str:
         if spec is None or spec.empty:
             return ""
         text = self.node(spec.root, mask)
+        if text is None:  # every condition was null-ignored
+            return ""
         if text.startswith("(") and spec.root.conjunction == "AND" and len(spec.root.items) > 1:
             text = text[1:-1]  # the outer AND needs no parentheses
         return " WHERE " + text
@@ -401,6 +474,18 @@ def select_statement(
         if offset is not None:
             sql += " OFFSET " + r.ph(offset, to_count, "offset")
         return sql, r.slots
+
+    return Statement(render, spec.null_bits if spec else ())
+
+
+def count_statement(
+    dialect: Dialect, table: TableInfo, spec: FilterSpec | None, *, report: Report = raise_report
+) -> Statement:
+    """SELECT count(*) with the filter (values laid out as for the select)."""
+
+    def render(mask: int) -> tuple[str, list[Slot]]:
+        r = _Render(dialect, table, report)
+        return f"SELECT count(*) AS n FROM {quote_ident(table.name)}{r.where(spec, mask)}", r.slots
 
     return Statement(render, spec.null_bits if spec else ())
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import msgspec
 
+from daemon.core.errors import StepError
 from daemon.expr.nodes import Evaluator, Scope
+from daemon.expr.values import copy_value
 
 if TYPE_CHECKING:
     from daemon.resources.cache import Cache
@@ -16,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Evaluator",
+    "Function",
     "Registry",
     "Step",
     "StepCompiler",
@@ -44,7 +48,15 @@ class StepContext(Scope, Protocol):
         """A context for one concurrent loop iteration: same run, `overlay` names on top."""
         ...
 
+    def function_scope(self, variables: dict[str, Any]) -> StepContext:
+        """A context for a called function: same run and trace, a fresh scope of its own."""
+        ...
+
     def db(self, name: str | None = None) -> DataSource: ...
+
+    def endpoint(self, name: str) -> str | None:
+        """The configured base URL of a named outside service (`email.resend`), if any."""
+        ...
 
     @property
     def http(self) -> HttpClient: ...
@@ -104,9 +116,45 @@ class StepCompiler(Protocol):
         """Report (as an error) a step that would have no data source, or an unknown one."""
         ...
 
+    def function(self, name: str) -> Function | None:
+        """The function Call Function names (by its declared name), or None if there is none.
+        Its steps may still be compiling (a recursive call): read them at run time."""
+        ...
+
+    def function_hint(self, name: str) -> str:
+        """A did-you-mean suffix for an unknown function name ("" when nothing is close)."""
+        ...
+
     def error(self, field: str, message: str, *, column: int | None = None) -> None: ...
 
     def warning(self, field: str, message: str, *, column: int | None = None) -> None: ...
+
+
+@dataclass(slots=True, eq=False)
+class Function:
+    """A function stack Call Function runs, compiled once for every caller; `steps` and
+    `response` are filled in after the handle is handed out, so recursion resolves."""
+
+    name: str
+    file: str = ""
+    steps: list[Step] = field(default_factory=list)
+    response: Evaluator | None = None
+    defaults: dict[str, Any] = field(default_factory=dict)  # constant input defaults
+    required: tuple[str, ...] = ()  # inputs without a default that must not be null
+
+    def prepare(self, given: dict[str, Any]) -> dict[str, Any]:
+        """The callee's `input`: the given values over the defaults; a missing required one
+        fails the call (Xano's inputerror)."""
+        for name in self.required:
+            if given.get(name) is None:
+                err = StepError(f'function "{self.name}": missing input "{name}"')
+                err.extra.update(code="ERROR_CODE_INPUT_ERROR", name="inputerror")
+                raise err
+        if not self.defaults:
+            return given
+        merged = {k: copy_value(v) for k, v in self.defaults.items()}
+        merged.update(given)
+        return merged
 
 
 class Step:
@@ -121,10 +169,18 @@ class Step:
     display_name: ClassVar[str] = ""  # the seed's name, e.g. "Query All Records"
     aliases: ClassVar[tuple[str, ...]] = ()  # extra accepted names, e.g. "Try-Catch-Finally"
 
-    __slots__ = ("path", "return_variable")
+    # Whether `run` may wait (I/O, a timer, a task group): a task none of whose steps waits runs
+    # to its end inside the scheduler's batch, without an asyncio task of its own. Anything
+    # that waits, or needs to know the current task (timeouts, task groups), must say True.
+    waits: ClassVar[bool] = True
+
+    # `label` names the step in traces: its `function`, or what the source called it (a
+    # XanoScript statement, `db.query`), set by the compiler after construction.
+    __slots__ = ("label", "path", "return_variable")
 
     def __init__(self, spec: Any, c: StepCompiler) -> None:
         self.path: str = c.path
+        self.label: str = self.function
         self.return_variable: str | None = spec.return_variable
         if spec.return_variable:
             c.define(spec.return_variable)
@@ -135,6 +191,10 @@ class Step:
     def children(self) -> Sequence[Sequence[Step]]:
         """Child step lists (for introspection); leaf steps have none."""
         return ()
+
+    def may_wait(self) -> bool:
+        """Whether running this step, children included, may wait (see `waits`)."""
+        return type(self).waits or any(s.may_wait() for group in self.children() for s in group)
 
 
 class Registry:

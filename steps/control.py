@@ -8,7 +8,7 @@ from typing import Any
 
 import structlog
 
-from daemon.core.errors import ReturnSignal, RunError, StepError
+from daemon.core.errors import BreakSignal, ContinueSignal, ReturnSignal, RunError, StepError
 from daemon.core.secrets import mask_value
 from daemon.core.text import type_name
 from daemon.expr.parser import is_template
@@ -21,6 +21,8 @@ _log = structlog.get_logger("cronstack.task")
 
 class Conditional(Step):
     """Run `true_steps` when `condition` is truthy, else `false_steps`."""
+
+    waits = False
 
     class Spec(StepSpec, kw_only=True, forbid_unknown_fields=True):
         condition: Any
@@ -55,6 +57,8 @@ class Loop(Step):
     body sets land in the run's one scope. With concurrency > 1 the first failing iteration
     cancels the others and its error fails the loop.
     """
+
+    waits = False  # unless iterations run concurrently (a task group): see may_wait
 
     class Spec(StepSpec, kw_only=True, forbid_unknown_fields=True):
         input_array: Any
@@ -113,8 +117,15 @@ class Loop(Step):
             overlay[item_var] = item
             if index_var:
                 overlay[index_var] = index
-            for step in steps:
-                await child.run_step(step)
+            try:
+                for step in steps:
+                    await child.run_step(step)
+            except ContinueSignal:
+                continue
+            except BreakSignal:
+                for _ in work:  # other workers of a concurrent loop find nothing left
+                    pass
+                break
 
     async def _concurrent(self, ctx: StepContext, items: Sequence[Any]) -> None:
         # A fixed pool of workers pulling from one shared iterator: at most `concurrency` tasks
@@ -133,6 +144,9 @@ class Loop(Step):
     def children(self) -> Sequence[Sequence[Step]]:
         return (self._steps,)
 
+    def may_wait(self) -> bool:
+        return self._concurrency > 1 or super().may_wait()
+
 
 class TryCatch(Step):
     """Run `try_steps`; on a step error run `catch_steps` with `error` bound; then `finally_steps`.
@@ -141,6 +155,8 @@ class TryCatch(Step):
     caught error, after an error in catch (which then propagates) and after Return; they are
     skipped when the run is cancelled (timeout, shutdown), which must stop promptly.
     """
+
+    waits = False
 
     class Spec(StepSpec, kw_only=True, forbid_unknown_fields=True):
         try_steps: list[Any] = []
@@ -194,6 +210,8 @@ class TryCatch(Step):
 class ThrowError(Step):
     """Fail with a StepError carrying `message` and `type` (what `error.type` shows in catch)."""
 
+    waits = False
+
     class Spec(StepSpec, kw_only=True, forbid_unknown_fields=True):
         message: Any = "error"
         type: str = "StepError"
@@ -216,6 +234,8 @@ class ThrowError(Step):
 
 class Return(Step):
     """End the whole stack successfully with `value` as the run's result."""
+
+    waits = False
 
     class Spec(StepSpec, kw_only=True, forbid_unknown_fields=True):
         value: Any = None
@@ -274,6 +294,8 @@ _LEVELS = ("debug", "info", "warning", "error")
 class Log(Step):
     """Emit a structured `task_log` event with `message` (any value) at `level`."""
 
+    waits = False
+
     class Spec(StepSpec, kw_only=True, forbid_unknown_fields=True):
         message: Any = None
         level: str = "info"
@@ -301,6 +323,17 @@ class Log(Step):
         # Looked up per call, not at load time, so a later structlog.configure() still applies.
         getattr(_log, self._level)("task_log", message=self._message(ctx), step=self.path)
         return None
+
+
+async def run_steps_keeping_signals(ctx: StepContext, steps: Sequence[Step]) -> ReturnSignal | None:
+    """Run steps; a Return, Break or Continue among them is returned instead of raised, for a
+    block that must finish its own work (commit a transaction) before passing it on."""
+    try:
+        for step in steps:
+            await ctx.run_step(step)
+    except ReturnSignal as signal:
+        return signal
+    return None
 
 
 CONTROL_STEPS: tuple[type[Step], ...] = (

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from operator import itemgetter
-from typing import Any
+from typing import Any, Literal
+
+import msgspec
 
 from daemon.core.errors import DatabaseError, join_path
 from daemon.core.text import did_you_mean
@@ -13,7 +15,9 @@ from daemon.resources.db.values import coerce_column, decode_rows, sqlite_param
 from steps._sql import (
     FilterSpec,
     Report,
+    SortKey,
     Statement,
+    count_statement,
     is_template,
     key_filter,
     parse_filter,
@@ -21,6 +25,7 @@ from steps._sql import (
     raise_report,
     row_decoder,
     select_statement,
+    to_count,
 )
 from steps._sql import (
     delete_statement as _delete_statement,
@@ -49,12 +54,25 @@ class TableSpec(StepSpec, kw_only=True, forbid_unknown_fields=True):
     data_source: str | None = None
 
 
+class PagingSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Xano's paging: 1-based `page` of `per_page` rows, shifted by `offset`; `metadata`
+    (default) wraps them in Xano's envelope, `totals` adds itemsTotal and pageTotal."""
+
+    page: Any = 1
+    per_page: Any
+    offset: Any = 0
+    totals: bool = False
+    metadata: bool = True
+
+
 class QueryAllRecordsSpec(TableSpec, kw_only=True, forbid_unknown_fields=True):
     filter: Any = None
     sort: Any = None
     limit: Any = None
     offset: Any = None
     fields: list[str] | None = None
+    return_type: Literal["list", "single", "count", "exists"] = "list"
+    paging: PagingSpec | None = None
 
 
 class GetRecordSpec(TableSpec, kw_only=True, forbid_unknown_fields=True):
@@ -79,12 +97,17 @@ class EditRecordSpec(TableSpec, kw_only=True, forbid_unknown_fields=True):
 class DeleteRecordSpec(TableSpec, kw_only=True, forbid_unknown_fields=True):
     record_id: Any = None
     filter: Any = None
+    required: bool = False  # nothing to delete fails the step (XanoScript's db.del, §6.37)
 
 
 class DirectDatabaseQuerySpec(StepSpec, kw_only=True, forbid_unknown_fields=True):
     sql: str
     params: Any = None
     data_source: str | None = None
+    # "?": the SQL marks values with `?` on every data source (XanoScript's `arg`s); "native":
+    # the data source's own ($1 on PostgreSQL, ? on SQLite).
+    placeholders: Literal["native", "?"] = "native"
+    response_type: Literal["list", "single"] = "list"  # single: the first row, or null
 
 
 # --- shared machinery ----------------------------------------------------------------------------
@@ -160,7 +183,7 @@ class _Data:
         if isinstance(raw, dict):
             self.keys = tuple(raw)
             self.evaluators = [c.template(v, join_path(field, k)) for k, v in raw.items()]
-        elif isinstance(raw, str) and is_template(raw):
+        elif is_template(raw):  # a "{{ }}" text or a compiled (XanoScript) value
             self.dynamic = c.template(raw, field)
         else:
             c.error(field, "data must be an object or a template yielding one")
@@ -195,58 +218,157 @@ def _check_keys(table: TableInfo, keys: tuple[str, ...], what: str) -> None:
 
 
 class _QueryPlan:
-    __slots__ = ("decode", "statement")
+    __slots__ = ("count", "decode", "statement")
 
-    def __init__(self, statement: Statement, decode: Decoder) -> None:
+    def __init__(
+        self, statement: Statement, decode: Decoder, count: Statement | None = None
+    ) -> None:
         self.statement = statement
         self.decode = decode
+        self.count = count
 
 
 class QueryAllRecords(_TableStep):
-    """Rows of a table matching a filter, sorted and paged; each decoded to a JSON-shaped record."""
+    """Rows of a table matching a filter, sorted and paged; each decoded to a JSON-shaped record.
+
+    `return_type` (Xano's): `list` (default), `single` (the first row or null), `count`,
+    `exists`. `paging` pages a list the way Xano does, in its envelope (`items`,
+    `itemsReceived`, `curPage`, `nextPage`, `prevPage`, `offset`, `perPage`, and with `totals`
+    `itemsTotal`, `pageTotal`) unless `metadata` is false.
+    """
 
     Spec = QueryAllRecordsSpec
     function = "query_all_records"
     display_name = "Query All Records"
 
-    __slots__ = ("_evaluators", "_fields", "_filter", "_limit", "_offset", "_sort")
+    __slots__ = (
+        "_evaluators",
+        "_fields",
+        "_filter",
+        "_limit",
+        "_offset",
+        "_paging",
+        "_return",
+        "_sort",
+    )
 
     def __init__(self, spec: QueryAllRecordsSpec, c: StepCompiler) -> None:
         super().__init__(spec, c)
         self._filter = parse_filter(spec.filter, c)
         self._sort = parse_sort(spec.sort, c)
         self._fields = spec.fields
+        self._return = spec.return_type
         self._evaluators = list(self._filter.evaluators)
         self._limit = self._offset = None
+        self._paging: tuple[Evaluator, Evaluator, Evaluator, PagingSpec] | None = None
+        if spec.paging is not None:
+            if spec.limit is not None or spec.offset is not None:
+                c.error("paging", "give paging or limit/offset, not both")
+            if spec.return_type != "list":
+                c.error("paging", "paging applies to a list (return_type list)")
+            p = spec.paging
+            self._paging = (
+                c.template(p.page, "paging.page"),
+                c.template(p.per_page, "paging.per_page"),
+                c.template(p.offset, "paging.offset"),
+                p,
+            )
         # limit/offset values follow the filter's in the evaluated-values layout.
-        if spec.limit is not None:
+        if spec.limit is not None or self._paging is not None or self._return != "list":
             self._limit = len(self._evaluators)
-            self._evaluators.append(c.template(spec.limit, "limit"))
-        if spec.offset is not None:
+            limit = 1 if self._return != "list" else spec.limit
+            self._evaluators.append(c.template(limit, "limit"))
+        if spec.offset is not None or self._paging is not None:
             self._offset = len(self._evaluators)
             self._evaluators.append(c.template(spec.offset, "offset"))
         self._compile_plan(c)
 
     def build(self, ds: DataSource, table: TableInfo, report: Report) -> _QueryPlan:
+        fields = self._fields
+        if self._return in ("count", "exists"):
+            fields = None
+        sort = self._sort
+        if not sort and (self._paging is not None or self._return == "single"):
+            # Pages and "the first match" need an order: the primary key's (XANOSCRIPT.md §6.34).
+            key = table.key_column
+            sort = [SortKey(key, False, "sort")] if key in table.columns else []
         statement = select_statement(
             ds.dialect,
             table,
             self._filter,
-            sort=self._sort,
-            fields=self._fields,
+            sort=sort if self._return != "exists" else (),
+            fields=fields,
             limit=self._limit,
             offset=self._offset,
             report=report,
         )
-        return _QueryPlan(statement, row_decoder(table))
+        count = None
+        if self._return == "count" or (self._paging is not None and self._paging[3].totals):
+            count = count_statement(ds.dialect, table, self._filter, report=report)
+        return _QueryPlan(statement, row_decoder(table), count)
 
-    async def run(self, ctx: StepContext) -> list[Row]:
+    async def run(self, ctx: StepContext) -> Any:
         db = ctx.db(self.data_source)
         plan: _QueryPlan = self._plan or self.plan(db)
-        sql, params = plan.statement.bind([ev(ctx) for ev in self._evaluators])
+        values = [ev(ctx) for ev in self._evaluators]
+        if self._return == "count":
+            assert plan.count is not None
+            sql, params = plan.count.bind(values)
+            row = await db.fetchrow(sql, params)
+            return int(next(iter(row.values()))) if row else 0
+        paging = self._paging
+        page = per_page = skip = 0
+        if paging is not None:
+            page, per_page, skip = _page_numbers(paging, ctx)
+            # One row more than a page tells whether a next page exists.
+            values[self._limit or 0] = per_page + 1
+            values[self._offset or 0] = (page - 1) * per_page + skip
+        sql, params = plan.statement.bind(values)
         rows = await db.fetch(sql, params)
+        if self._return == "exists":
+            return bool(rows)
         decode = plan.decode
-        return [decode(row) for row in rows]
+        if self._return == "single":
+            return decode(rows[0]) if rows else None
+        if paging is None:
+            return [decode(row) for row in rows]
+        more = len(rows) > per_page
+        items = [decode(row) for row in rows[:per_page]]
+        if not paging[3].metadata:
+            return items
+        envelope: dict[str, Any] = {
+            "itemsReceived": len(items),
+            "curPage": page,
+            "nextPage": page + 1 if more else None,
+            "prevPage": page - 1 if page > 1 else None,
+            "offset": (page - 1) * per_page + skip,
+            "perPage": per_page,
+            "items": items,
+        }
+        if paging[3].totals:
+            assert plan.count is not None
+            sql, params = plan.count.bind(values)
+            row = await db.fetchrow(sql, params)
+            total = int(next(iter(row.values()))) if row else 0
+            envelope["itemsTotal"] = total
+            envelope["pageTotal"] = -(-max(total - skip, 0) // per_page)
+        return envelope
+
+
+def _page_numbers(
+    paging: tuple[Evaluator, Evaluator, Evaluator, PagingSpec], ctx: StepContext
+) -> tuple[int, int, int]:
+    numbers = []
+    for ev, name, low in zip(paging[:3], ("page", "per_page", "offset"), (1, 1, 0), strict=True):
+        value = ev(ctx)
+        try:
+            number = to_count(0 if value is None and name == "offset" else value)
+        except (TypeError, ValueError) as exc:
+            raise DatabaseError(f"paging.{name}: {exc}") from None
+        if number is None or number < low:
+            raise DatabaseError(f"paging.{name} must be at least {low}, got {value!r}")
+        numbers.append(number)
+    return numbers[0], numbers[1], numbers[2]
 
 
 class GetRecord(_TableStep):
@@ -480,10 +602,11 @@ class DeleteRecord(_TableStep):
     function = "delete_record"
     display_name = "Delete Record"
 
-    __slots__ = ("_evaluators", "_filter", "_record_id")
+    __slots__ = ("_evaluators", "_filter", "_record_id", "_required")
 
     def __init__(self, spec: DeleteRecordSpec, c: StepCompiler) -> None:
         super().__init__(spec, c)
+        self._required = spec.required
         self._record_id, self._filter = _target(spec, c, allow_all=False)
         self._evaluators: list[Evaluator] = []
         if self._record_id is not None:
@@ -501,7 +624,12 @@ class DeleteRecord(_TableStep):
         db = ctx.db(self.data_source)
         statement: Statement = self._plan or self.plan(db)
         sql, params = statement.bind([ev(ctx) for ev in self._evaluators])
-        return await db.execute(sql, params)
+        count = await db.execute(sql, params)
+        if count == 0 and self._required:
+            raise DatabaseError(
+                f'no record in "{self.table_name}" to delete', code="ERROR_CODE_NOT_FOUND"
+            )
+        return count
 
 
 class DirectDatabaseQuery(Step):
@@ -514,12 +642,15 @@ class DirectDatabaseQuery(Step):
     function = "direct_database_query"
     display_name = "Direct Database Query"
 
-    __slots__ = ("_params", "_params_list", "data_source", "sql")
+    __slots__ = ("_params", "_params_list", "_pg_sql", "_qmarks", "_single", "data_source", "sql")
 
     def __init__(self, spec: DirectDatabaseQuerySpec, c: StepCompiler) -> None:
         super().__init__(spec, c)
         self.data_source = spec.data_source
         self.sql = spec.sql
+        self._qmarks = spec.placeholders == "?"
+        self._pg_sql: str | None = None
+        self._single = spec.response_type == "single"
         c.require_datasource(spec.data_source)
         if "{{" in spec.sql:
             c.error("sql", "the SQL text cannot hold templates; pass values through params")
@@ -536,7 +667,7 @@ class DirectDatabaseQuery(Step):
         elif spec.params is not None:
             c.error("params", "params must be a list of values or a template yielding one")
 
-    async def run(self, ctx: StepContext) -> list[Row]:
+    async def run(self, ctx: StepContext) -> Any:
         db = ctx.db(self.data_source)
         if self._params_list is not None:
             params = self._params_list(ctx)
@@ -544,9 +675,46 @@ class DirectDatabaseQuery(Step):
                 raise DatabaseError(f"params must be a list, got {type(params).__name__}")
         else:
             params = [ev(ctx) for ev in self._params]
+        sql = self.sql
         if db.dialect == "sqlite":
             params = [sqlite_param(v) for v in params]
-        return decode_rows(await db.fetch_raw(self.sql, params))
+        elif self._qmarks:
+            sql = self._pg_sql or qmarks_to_dollars(self.sql)
+            self._pg_sql = sql
+        rows = decode_rows(await db.fetch_raw(sql, params))
+        if self._single:
+            return rows[0] if rows else None
+        return rows
+
+
+def qmarks_to_dollars(sql: str) -> str:
+    """`?` placeholders as PostgreSQL's `$1, $2…`, leaving quoted text, quoted names and
+    comments alone."""
+    out: list[str] = []
+    n = 0
+    i = 0
+    while i < len(sql):
+        ch = sql[i]
+        if ch in "'\"":
+            end = sql.find(ch, i + 1)
+            while end != -1 and sql[end + 1 : end + 2] == ch:  # a doubled quote inside
+                end = sql.find(ch, end + 2)
+            end = len(sql) if end == -1 else end + 1
+            out.append(sql[i:end])
+            i = end
+        elif sql.startswith("--", i):
+            end = sql.find("\n", i)
+            end = len(sql) if end == -1 else end
+            out.append(sql[i:end])
+            i = end
+        elif ch == "?":
+            n += 1
+            out.append(f"${n}")
+            i += 1
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
 
 
 DATABASE_STEPS: tuple[type[Step], ...] = (

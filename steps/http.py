@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, urlencode
 
 import msgspec
@@ -66,8 +66,13 @@ def _text(value: Any) -> str:
 
 
 def _pairs(value: Any, field: str) -> list[tuple[str, str]]:
-    """Flatten an object into (key, text) pairs: null values dropped, lists repeat the key."""
-    if isinstance(value, list) and all(isinstance(p, list | tuple) and len(p) == 2 for p in value):
+    """Flatten an object into (key, text) pairs: null values dropped, lists repeat the key.
+    A list of `"Name: value"` texts (XanoScript's headers) is read as those pairs."""
+    if isinstance(value, list) and value and all(isinstance(p, str) for p in value):
+        value = [_header_line(p, field) for p in value]
+    elif isinstance(value, list) and all(
+        isinstance(p, list | tuple) and len(p) == 2 for p in value
+    ):
         value = [(str(k), v) for k, v in value]
     elif isinstance(value, Mapping):
         value = list(value.items())
@@ -82,6 +87,13 @@ def _pairs(value: Any, field: str) -> list[tuple[str, str]]:
         else:
             out.append((str(key), _text(item)))
     return out
+
+
+def _header_line(line: str, field: str) -> tuple[str, str]:
+    name, sep, value = line.partition(":")
+    if not sep or not name.strip():
+        raise StepError(f'External API Request {field}: expected "Name: value", got {line!r:.80}')
+    return name.strip(), value.strip()
 
 
 def _on_set(values: list[str | int] | None) -> tuple[frozenset[str], list[str]]:
@@ -227,6 +239,9 @@ class ExternalApiRequest(Step):
         body: Any = None
         timeout: Any = None
         retry: HttpRetrySpec | None = None
+        # "xano": XanoScript's api.request - any status is a result (no error, no retry
+        # unless `retry` asks) shaped {request, response: {status, headers, result}}.
+        response_format: Literal["cronstack", "xano"] = "cronstack"
 
     function = "external_api_request"
     display_name = "External API Request"
@@ -246,6 +261,7 @@ class ExternalApiRequest(Step):
         "_timeout",
         "_timeout_expr",
         "_url",
+        "_xano",
     )
 
     def __init__(self, spec: Spec, c: StepCompiler) -> None:
@@ -293,7 +309,8 @@ class ExternalApiRequest(Step):
             except ValueError as exc:
                 c.error("timeout", str(exc))
         self._retry = spec.retry
-        self._attempts = DEFAULT_ATTEMPTS if method in IDEMPOTENT else 1
+        self._xano = spec.response_format == "xano"
+        self._attempts = DEFAULT_ATTEMPTS if method in IDEMPOTENT and not self._xano else 1
         self._initial_delay = DEFAULT_INITIAL_DELAY
         self._max_delay = DEFAULT_MAX_DELAY
         self._on = DEFAULT_ON
@@ -367,6 +384,21 @@ class ExternalApiRequest(Step):
             except ValueError as exc:
                 raise StepError(str(exc)) from None
         resp = await self._send(ctx.http, url, headers, params, json_body, data, timeout)
+        if self._xano:
+            sent = json_body if json_body is not None else (data if data is not None else params)
+            return {
+                "request": {
+                    "url": safe_url(url),
+                    "method": self._method,
+                    "headers": [f"{k}: {v}" for k, v in headers.items()],
+                    "params": sent if not isinstance(sent, list) else dict(sent),
+                },
+                "response": {
+                    "status": resp.status,
+                    "headers": [f"{k}: {v}" for k, v in resp.headers.items()],
+                    "result": resp.body,
+                },
+            }
         return resp.as_dict()
 
     async def _send(
@@ -406,7 +438,7 @@ class ExternalApiRequest(Step):
             except RunError as exc:
                 raise _masked(exc, attempt) from None
             else:
-                if 200 <= resp.status < 300:
+                if 200 <= resp.status < 300 or (self._xano and (last or resp.status < 500)):
                     return resp
                 if last or not _status_matches(resp.status, on):
                     raise _masked(

@@ -168,6 +168,8 @@ _UNARY_FNS: dict[str, Callable[[Number], Number]] = {
 
 
 class MathStep(Step):
+    waits = False  # arithmetic only
+
     """One arithmetic operation; which fields it reads depends on `operation`."""
 
     class Spec(StepSpec, kw_only=True, forbid_unknown_fields=True):

@@ -15,6 +15,7 @@ class CreateVariable(Step):
         value: Any = None
 
     function = "create_variable"
+    waits = False
     display_name = "Create Variable"
 
     __slots__ = ("_name", "_value")

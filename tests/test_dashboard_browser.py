@@ -1,4 +1,5 @@
-"""The dashboard in headless Chromium against a real `cronstack run`: login, run now, trace."""
+"""The dashboard in headless Chromium against a real `cronstack run`: login, run now, trace,
+and the pictures (task page, overview timeline) in light and dark, on a desktop and a phone."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import orjson
@@ -78,17 +81,67 @@ class Page:
                     return value
                 await asyncio.sleep(0.1)
 
-    async def screenshot(self, path: Path) -> None:
-        shot = await self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+    async def screenshot(self, path: Path, *, full: bool = False) -> None:
+        params: dict[str, Any] = {"format": "png", "captureBeyondViewport": True}
+        if full:  # the whole page, not only the window
+            size = (await self.send("Page.getLayoutMetrics"))["cssContentSize"]
+            params["clip"] = {"x": 0, "y": 0, "width": size["width"], "height": size["height"],
+                              "scale": 1}  # fmt: skip
+        shot = await self.send("Page.captureScreenshot", **params)
         path.write_bytes(base64.b64decode(shot["data"]))
 
+    async def open(self, url: str, ready: str) -> None:
+        await self.send("Page.navigate", url=url)
+        await self.wait_for(f"document.readyState === 'complete' && !!({ready})")
 
-@pytest.fixture
-async def daemon(tmp_path: Path) -> AsyncIterator[str]:
+    async def scheme(self, dark: bool) -> None:
+        """prefers-color-scheme as the page sees it."""
+        value = "dark" if dark else "light"
+        await self.send(
+            "Emulation.setEmulatedMedia",
+            features=[{"name": "prefers-color-scheme", "value": value}],
+        )
+
+    async def phone(self, on: bool) -> None:
+        """A 390x844 phone screen (2x pixels), or back to the desktop window."""
+        if on:
+            await self.send(
+                "Emulation.setDeviceMetricsOverride", width=390, height=844, deviceScaleFactor=2,
+                mobile=True,
+            )  # fmt: skip
+        else:
+            await self.send("Emulation.clearDeviceMetricsOverride")
+
+    async def log_in(self, base: str) -> None:
+        await self.open(base + "/", "document.getElementById('token') !== null")
+        await self.eval(
+            f"document.getElementById('token').value = {orjson.dumps(TOKEN).decode()};"
+            " document.getElementById('login').click()"
+        )
+        await self.wait_for("document.getElementById('tasks') !== null")
+
+
+# An every-second task for the pictures: every fourth second fails, and pausing it records
+# missed slots; on the timeline it is a band, not 86,400 ticks.
+HEARTBEAT = """
+name = "Heartbeat"
+description = "every second; every fourth one fails"
+schedule = "* * * * * *"
+[[function_stack]]
+function = "Conditional"
+condition = "{{ floor(timestamp / 1000) % 4 == 0 }}"
+true_steps = [{ function = "Throw Error", message = "every fourth second fails" }]
+"""
+
+
+@asynccontextmanager
+async def _cronstack(tmp_path: Path, extra: dict[str, str]) -> AsyncIterator[str]:
     """`cronstack run` on a copy of the example config, with the admin listener on a free port."""
     work = tmp_path / "site"
     shutil.copytree(REPO / "tasks", work / "tasks")
     shutil.copytree(REPO / "sql", work / "sql")
+    for name, text in extra.items():
+        (work / "tasks" / name).write_text(text)
     (work / "var").mkdir()
     port = _free_port()
     config = (REPO / "config.toml").read_text().replace("127.0.0.1:8765", f"127.0.0.1:{port}")
@@ -119,6 +172,20 @@ async def daemon(tmp_path: Path) -> AsyncIterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture
+async def daemon(tmp_path: Path) -> AsyncIterator[str]:
+    """The daemon on the example tasks."""
+    async with _cronstack(tmp_path, {}) as base:
+        yield base
+
+
+@pytest.fixture
+async def busy_daemon(tmp_path: Path) -> AsyncIterator[str]:
+    """The daemon on the example tasks plus Heartbeat, an every-second task."""
+    async with _cronstack(tmp_path, {"heartbeat.toml": HEARTBEAT}) as base:
+        yield base
 
 
 @pytest.fixture
@@ -158,13 +225,7 @@ async def page(tmp_path: Path) -> AsyncIterator[Page]:
 async def test_log_in_run_now_and_see_the_step_trace(daemon: str, page: Page) -> None:
     """Log in, see the example tasks, press run-now, land on the run page, see its step trace."""
     ARTIFACTS.mkdir(exist_ok=True)
-    await page.send("Page.navigate", url=daemon + "/")
-    await page.wait_for("document.getElementById('token') !== null")
-    await page.eval(
-        f"document.getElementById('token').value = {orjson.dumps(TOKEN).decode()};"
-        " document.getElementById('login').click()"
-    )
-    await page.wait_for("document.getElementById('tasks') !== null")
+    await page.log_in(daemon)
     text = await page.eval("document.body.innerText")
     for name in EXAMPLE_TASKS:
         assert name in text
@@ -191,3 +252,99 @@ async def test_log_in_run_now_and_see_the_step_trace(daemon: str, page: Page) ->
     await page.wait_for("document.getElementById('tasks') !== null")
     await page.screenshot(ARTIFACTS / "dashboard_tasks_phone.png")
     assert (ARTIFACTS / "dashboard_run.png").stat().st_size > 10_000
+
+
+async def _api(base: str, method: str, path: str) -> Any:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with aiohttp.ClientSession() as s, s.request(method, base + path, headers=headers) as r:
+        assert r.status < 300, (path, r.status, await r.text())
+        return await r.json()
+
+
+async def _history(base: str) -> None:
+    """Some of everything: Heartbeat's successes and failures with a few slots missed while
+    paused, Cache Warming's successes, Subscription Reminders' failures."""
+    await asyncio.sleep(8)
+    await _api(base, "POST", "/api/tasks/Heartbeat/pause")
+    await asyncio.sleep(3)
+    await _api(base, "POST", "/api/tasks/Heartbeat/resume")
+    ran = [
+        (await _api(base, "POST", f"/api/tasks/{quote(name)}/run"))["run_id"]
+        for name in ["Cache Warming"] * 4 + ["Subscription Reminders"] * 2
+    ]
+    async with asyncio.timeout(30):
+        for run_id in ran:
+            while (await _api(base, "GET", f"/api/runs/{run_id}"))["status"] == "running":
+                await asyncio.sleep(0.2)
+    async with asyncio.timeout(30):  # more than a phone's row of 25 marks
+        while len((await _api(base, "GET", "/api/runs?task=Heartbeat&limit=50"))["runs"]) < 30:
+            await asyncio.sleep(0.5)
+    await asyncio.sleep(2)  # the dashboard's snapshot of recent runs refreshes every second
+
+
+async def _shoot(page: Page, name: str) -> None:
+    """Desktop light and dark, phone light and dark, the whole page each; on the phone nothing
+    may be wider than the screen."""
+    for phone in (False, True):
+        await page.phone(phone)
+        for dark in (False, True):
+            await page.scheme(dark)
+            background = await page.eval("getComputedStyle(document.body).backgroundColor")
+            assert background == ("rgb(20, 23, 28)" if dark else "rgb(246, 247, 249)")
+            if phone:
+                width = await page.eval("document.documentElement.scrollWidth")
+                assert width <= 390, (name, width)
+            shot = ARTIFACTS / f"dashboard_{name}_{'phone' if phone else 'desktop'}_" \
+                f"{'dark' if dark else 'light'}.png"  # fmt: skip
+            await page.screenshot(shot, full=True)
+            assert shot.stat().st_size > 10_000
+    await page.phone(False)
+    await page.scheme(False)
+
+
+async def test_pictures_light_dark_desktop_and_phone(busy_daemon: str, page: Page) -> None:
+    """The task page's strip and duration chart and the overview's strips and timeline render
+    (glyphs coloured from the scheme, every-second task as a band), shot in both schemes on a
+    desktop and a phone into test-artifacts/."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    await _history(busy_daemon)
+    await page.log_in(busy_daemon)
+    strip = "#pictures .wide-only svg.strip"
+    await page.open(busy_daemon + "/tasks/Heartbeat", f"document.querySelector('{strip}')")
+    kinds = await page.eval(
+        f"[...document.querySelectorAll('{strip} use')].map(u => u.getAttribute('href'))"
+    )
+    assert {"#cs-ok", "#cs-bad", "#cs-ms"} <= set(kinds), kinds
+    links = await page.eval(f"document.querySelectorAll('{strip} a').length")
+    assert links == len(kinds) and links >= 30
+    bars = await page.eval("document.querySelectorAll('#pictures svg.dur rect.d-ok').length")
+    assert bars >= 1
+    # The glyphs take the scheme's colours (a <use> of DEFS, styled by the page's CSS).
+    fill = "getComputedStyle(document.getElementById('cs-ok')).fill"
+    assert await page.eval(fill) == "rgb(31, 157, 85)"
+    await page.scheme(True)
+    assert await page.eval(fill) == "rgb(63, 207, 127)"
+    await page.scheme(False)
+    width = await page.eval(f"document.querySelector('{strip}').getBoundingClientRect().width")
+    assert width > 600
+    # On a phone the strip wraps into two rows (the one-row strip would give a run 6 px).
+    await page.phone(True)
+    shown = "[...document.querySelectorAll('#pictures svg.strip')].map(s => s.checkVisibility())"
+    assert await page.eval(shown) == [False, True]
+    await page.phone(False)
+    await _shoot(page, "task")
+    # Clicking a mark opens that run.
+    await page.eval(f"document.querySelector('{strip} a:last-of-type')"
+                    ".dispatchEvent(new MouseEvent('click', {bubbles: true}))")  # fmt: skip
+    await page.wait_for("location.pathname.startsWith('/runs/')")
+    await page.wait_for("document.getElementById('facts') !== null")
+    assert "Heartbeat" in await page.eval("document.getElementById('facts').innerText")
+
+    await page.open(busy_daemon + "/", "document.querySelector('svg.tl')")
+    lanes = await page.eval("document.querySelector('svg.tl').textContent")
+    assert "Heartbeat · about every second" in lanes and "Cache Warming · 48 fires" in lanes
+    bands = await page.eval("document.querySelectorAll('svg.tl rect.bd').length")
+    assert bands >= 1  # Heartbeat, and the every-5/15-minute examples
+    strips = await page.eval("document.querySelectorAll('#tasks svg.strip').length")
+    assert strips >= 3
+    await _shoot(page, "overview")

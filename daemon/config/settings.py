@@ -21,7 +21,10 @@ from daemon.config.convert import (
 )
 from daemon.config.tasks import (
     Duration,
+    LoadedFunction,
     LoadedTask,
+    TaskReader,
+    load_function_file,
     load_task_file,
     parse_toml,
     place_issues,
@@ -41,6 +44,9 @@ class DaemonSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_concurrent_runs: int = 64
     shutdown_timeout: Duration = "30s"
     tasks: list[str] = msgspec.field(default_factory=lambda: ["tasks/*.json", "tasks/*.toml"])
+    # What Call Function / XanoScript `function.run` may call: `.xs` function documents (a
+    # Xano export's function/ folder) and JSON/TOML function files.
+    functions: list[str] = msgspec.field(default_factory=lambda: ["function/**/*.xs"])
     state: str | None = None
     default_data_source: str | None = None
     lease_timeout: Duration = "30s"
@@ -94,6 +100,16 @@ class LogSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     ship: LogShipSection | None = None
 
 
+class EmailSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base URLs of the e-mail providers Send Email (XanoScript util.send_email) posts to: a
+    regional endpoint (Mailgun EU), a relay, or a test server. Unset: the provider's own."""
+
+    resend: str | None = None
+    sendgrid: str | None = None
+    postmark: str | None = None
+    mailgun: str | None = None
+
+
 class AdminSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     listen: str = "127.0.0.1:8765"  # "" disables the listener
     token_env: str = "CRONSTACK_ADMIN_TOKEN"  # noqa: S105 - a variable name, not a secret
@@ -106,6 +122,7 @@ class ConfigSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     http: HttpSection = msgspec.field(default_factory=HttpSection)
     log: LogSection = msgspec.field(default_factory=LogSection)
     admin: AdminSection = msgspec.field(default_factory=AdminSection)
+    email: EmailSection = msgspec.field(default_factory=EmailSection)
     task: list[Any] = []  # inline [[task]] tables, validated as tasks
 
 
@@ -118,6 +135,7 @@ class Config:
     spec: ConfigSpec
     tasks: list[LoadedTask]
     warnings: list[Issue] = field(default_factory=list)
+    functions: list[LoadedFunction] = field(default_factory=list)
 
     @property
     def state_source(self) -> str | None:
@@ -275,6 +293,10 @@ def _validate_spec(spec: ConfigSpec, file: str, base_dir: Path, issues: list[Iss
         check_duration(
             spec.log.ship.flush_interval, file, "log.ship.flush_interval", issues, minimum=0.01
         )
+    for provider in EmailSection.__struct_fields__:
+        base = getattr(spec.email, provider)
+        if base is not None and not _is_http_url(base):
+            issues.append(Issue(file, f"email.{provider}", "expected an http:// or https:// URL"))
     listen = spec.admin.listen
     if listen:
         try:
@@ -321,22 +343,31 @@ def _relative_to(path: Path, base: Path) -> str:
         return str(path)
 
 
-def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    path: Path | str,
+    env: Mapping[str, str] | None = None,
+    *,
+    readers: Mapping[str, TaskReader] | None = None,
+) -> Config:
     """Load config.toml and every task file; raise ConfigError listing every problem found."""
-    config, errors = read_config(path, env)
+    config, errors = read_config(path, env, readers=readers)
     if errors:
         raise ConfigError(errors)
     return config
 
 
 def read_config(
-    path: Path | str, env: Mapping[str, str] | None = None
+    path: Path | str,
+    env: Mapping[str, str] | None = None,
+    *,
+    readers: Mapping[str, TaskReader] | None = None,
 ) -> tuple[Config, list[Issue]]:
-    """Load config.toml and every task file, keeping the tasks that loaded cleanly.
+    """Load config.toml and every task and function file, keeping those that loaded cleanly.
 
     Raises ConfigError only when config.toml cannot be read or parsed. Otherwise returns the
     config (invalid settings fall back to their defaults) and every error found in it and in the
     task files, so a caller can still compile the good tasks and report every problem at once.
+    `readers` read other task file formats by suffix (`{".xs": ...}`, from the composition root).
     """
     env = os.environ if env is None else env
     given = Path(path)
@@ -384,12 +415,47 @@ def read_config(
                     display=file,
                 )
             )
-    for task_path in _task_files(spec.daemon.tasks, base_dir):
-        loaded, task_issues = load_task_file(
-            task_path, display_path(task_path), file=_relative_to(task_path, base_dir)
-        )
-        tasks.extend(loaded)
-        issues.extend(task_issues)
+    readers = readers or {}
+    task_paths = _task_files(spec.daemon.tasks, base_dir)
+    function_paths = _task_files(spec.daemon.functions, base_dir)
+    read: dict[Path, tuple[list[LoadedTask], list[LoadedFunction]]] = {}
+    for file_path in dict.fromkeys([*task_paths, *function_paths]):
+        display, relative = display_path(file_path), _relative_to(file_path, base_dir)
+        reader = readers.get(file_path.suffix.lower())
+        if reader is not None:
+            found, functions, file_issues = reader(file_path, display, relative)
+        elif file_path in task_paths:
+            found, file_issues = load_task_file(file_path, display, file=relative)
+            functions = []
+        else:
+            functions, file_issues = load_function_file(file_path, display, file=relative)
+            found = []
+        read[file_path] = (found, functions)
+        issues.extend(file_issues)
+    functions_seen: dict[str, LoadedFunction] = {}
+    for file_path, (found, functions) in read.items():
+        if file_path in task_paths:
+            tasks.extend(found)
+        elif found:
+            issues.append(_not_here(found[0].display, "task", "tasks", found[0].line))
+        if file_path in function_paths:
+            for function in functions:
+                other = functions_seen.get(function.name)
+                if other is not None:
+                    issues.append(
+                        Issue(
+                            function.display,
+                            "name",
+                            f'duplicate function name "{function.name}" (also in {other.display})',
+                            function.line,
+                        )
+                    )
+                else:
+                    functions_seen[function.name] = function
+        elif functions:
+            issues.append(
+                _not_here(functions[0].display, "function", "functions", functions[0].line)
+            )
 
     seen: dict[str, LoadedTask] = {}
     good: list[LoadedTask] = []
@@ -414,5 +480,24 @@ def read_config(
 
     errors = [i for i in issues if i.severity == "error"]
     warnings = [i for i in issues if i.severity != "error"]
-    config = Config(path=absolute, base_dir=base_dir, spec=spec, tasks=good, warnings=warnings)
+    config = Config(
+        path=absolute,
+        base_dir=base_dir,
+        spec=spec,
+        tasks=good,
+        warnings=warnings,
+        functions=list(functions_seen.values()),
+    )
     return config, errors
+
+
+def _not_here(file: str, kind: str, setting: str, line: int | None) -> Issue:
+    """A note for a document of the other kind (a function among the task files…)."""
+    return Issue(
+        file,
+        "",
+        f"a {kind} document, skipped here: {kind}s are loaded from the files [daemon] {setting}"
+        " matches",
+        line,
+        severity="info",
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +22,7 @@ from daemon.config.convert import (
 from daemon.core.cron import CronSchedule
 from daemon.core.durations import MAX_RETENTION
 from daemon.core.errors import Issue, join_path
+from daemon.core.events import Event, parse_instant
 from daemon.core.jsonc import JsoncError, JsonPositions, loads_jsonc_located
 from daemon.core.text import name_problem
 
@@ -38,10 +39,21 @@ class RetrySpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_delay: Duration = "30s"
 
 
-class ScheduleSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """The seed's schedule object, plus cronstack's jitter / misfire_grace / catch_up."""
+class EventSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One Xano event (docs/contract.md "Xano's own formats"): times with an offset, as text or
+    (TOML) a datetime; `check_events` validates them."""
 
-    cron_expression: str
+    starts_on: Any
+    freq: int | None = None
+    ends_on: Any = None
+
+
+class ScheduleSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The seed's schedule object, plus cronstack's jitter / misfire_grace / catch_up; or Xano
+    `events` instead of `cron_expression` (exactly one of the two)."""
+
+    cron_expression: str | None = None
+    events: list[EventSpec] | None = None
     timezone: str | None = None
     skip_if_running: bool | None = None
     jitter: Duration | None = None
@@ -59,7 +71,7 @@ class TaskSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     status: Literal["active", "inactive"] = "active"
     request_history: bool = True
     data_source: str | None = None
-    schedule: str | ScheduleSpec | None = None
+    schedule: str | ScheduleSpec | list[EventSpec] | None = None
     function_stack: list[Any] = []
     timeout: Duration | None = None
     retry: RetrySpec | None = None
@@ -76,10 +88,17 @@ class TaskSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     @property
     def cron_expression(self) -> str | None:
-        """The cron string, or None for a manual-only task."""
+        """The cron string, or None for a manual-only or event-scheduled task."""
         if isinstance(self.schedule, ScheduleSpec):
             return self.schedule.cron_expression
-        return self.schedule
+        return self.schedule if isinstance(self.schedule, str) else None
+
+    @property
+    def event_specs(self) -> list[EventSpec] | None:
+        """The Xano events (`schedule: {events: [...]}` or the list alone), else None."""
+        if isinstance(self.schedule, ScheduleSpec):
+            return self.schedule.events
+        return self.schedule if isinstance(self.schedule, list) else None
 
     def timezone_name(self, default: str) -> str:
         """The schedule's timezone, else `default` (config `[daemon] timezone`)."""
@@ -125,6 +144,25 @@ def _seconds(value: Duration) -> float:
     return parse_duration(value)
 
 
+# A step dict produced from another format (XanoScript) carries where it came from under this
+# key; the engine's compiler reads it (trace names, issue lines) and drops it before validating.
+SOURCE_KEY = "$source"
+
+
+@dataclass(frozen=True, slots=True)
+class StepSource:
+    """Where a step came from: the statement's name for traces (`db.query`), its position for
+    issues, and how its child step lists read in paths (`steps` -> `foreach.each`)."""
+
+    label: str
+    line: int | None = None
+    column: int | None = None
+    fields: Mapping[str, str] = field(default_factory=dict)
+    # A digest of the statement as written: what the task's fingerprint sees of it, so an
+    # edit anywhere in the statement reloads the task.
+    digest: str = ""
+
+
 @dataclass(slots=True)
 class LoadedTask:
     """A validated task and where it came from (for error messages and reload diffs)."""
@@ -133,8 +171,10 @@ class LoadedTask:
     file: str  # as written relative to the config folder, e.g. "tasks/report.json"
     index: int | None = None  # position in a list file
     base_path: str = ""  # prefix for Issue paths: "" for one task per file, "[2]" in a list file
-    line: int | None = None  # where the task starts, when the format tells
+    # Where the task starts, when the format tells (see `line`).
+    located: int | _LazyLine | None = None
     display: str = field(default="")  # the file name for Issue.file (relative to the cwd)
+    stack_name: str = "function_stack"  # XanoScript: "stack" (step paths read `stack[2]`)
     # Issue path -> position in the file, for issues found later (the compiler's); None
     # where the format keeps no positions (TOML).
     locate: Locator | None = None
@@ -144,6 +184,12 @@ class LoadedTask:
             self.display = self.file
 
     @property
+    def line(self) -> int | None:
+        """The task's first line in its file, when the format tells."""
+        located = self.located
+        return located.get() if isinstance(located, _LazyLine) else located
+
+    @property
     def name(self) -> str:
         assert self.spec.name is not None  # loaders always set it
         return self.spec.name
@@ -151,6 +197,75 @@ class LoadedTask:
     def path(self, sub: str | int) -> str:
         """An Issue path inside this task: `[2]` + `function_stack` -> `[2].function_stack`."""
         return join_path(self.base_path, sub)
+
+
+class FunctionSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A JSON/TOML function file: what Call Function runs, by `name`, with `input` defaults."""
+
+    name: str
+    description: str = ""
+    tags: list[str] = []
+    input: dict[str, Any] = {}
+    function_stack: list[Any] = []
+    response: Any = None
+
+
+@dataclass(slots=True)
+class LoadedFunction:
+    """A function (JSON/TOML or XanoScript) ready to compile: its stack and response as step
+    dicts and a value, its input defaults and required inputs."""
+
+    name: str
+    file: str  # relative to the config folder
+    display: str  # as the user would type it
+    function_stack: list[Any]
+    response: Any = None
+    defaults: dict[str, Any] = field(default_factory=dict)
+    required: tuple[str, ...] = ()
+    stack_name: str = "function_stack"
+    line: int | None = None
+
+
+# A reader for a task file format the config part does not know itself (XanoScript `.xs`):
+# (path, display name, name relative to the config folder) -> tasks, functions, issues. The
+# composition root hands these to `read_config`, keyed by suffix.
+TaskReader = Callable[[Path, str, str], tuple[list[LoadedTask], list[LoadedFunction], list[Issue]]]
+
+
+def load_function_file(
+    path: Path, display_name: str, *, file: str | None = None
+) -> tuple[list[LoadedFunction], list[Issue]]:
+    """Load a JSON/TOML function file: one `{name, function_stack, response, input}` object (or
+    a list of them); `input` holds the defaults of the function's inputs."""
+    values, issues, _text = _read_values(path, display_name)
+    if issues:
+        return [], issues
+    raw: list[tuple[Any, str]] = []
+    for value, _line, _ in values:
+        if isinstance(value, list):
+            raw.extend((v, f"[{i}]") for i, v in enumerate(value))
+        else:
+            raw.append((value, ""))
+    functions: list[LoadedFunction] = []
+    for value, base in raw:
+        spec, problems = convert_struct(value, FunctionSpec, display_name, base)
+        issues.extend(problems)
+        if spec is None:
+            continue
+        if not spec.name.strip():
+            issues.append(Issue(display_name, join_path(base, "name"), "must not be empty"))
+            continue
+        functions.append(
+            LoadedFunction(
+                name=spec.name,
+                file=file or display_name,
+                display=display_name,
+                function_stack=spec.function_stack,
+                response=spec.response,
+                defaults=dict(spec.input),
+            )
+        )
+    return functions, issues
 
 
 def task_from_value(value: Any, file: str, base_path: str) -> tuple[TaskSpec | None, list[Issue]]:
@@ -182,6 +297,15 @@ def task_from_value(value: Any, file: str, base_path: str) -> tuple[TaskSpec | N
                         f" {str(schedule.skip_if_running).lower()}; set only one",
                     )
                 )
+        if schedule.events is not None:
+            if cron_text is not None:
+                issues.append(Issue(file, sched_path, "give cron_expression or events, not both"))
+            check_events(schedule.events, file, join_path(sched_path, "events"), issues)
+        elif cron_text is None:
+            issues.append(Issue(file, cron_path, 'missing required key "cron_expression"'))
+    elif isinstance(schedule, list):
+        cron_text, cron_path = None, sched_path
+        check_events(schedule, file, sched_path, issues)
     else:
         cron_text, cron_path = schedule, sched_path
     if cron_text is not None:
@@ -227,16 +351,62 @@ def task_from_value(value: Any, file: str, base_path: str) -> tuple[TaskSpec | N
     return spec, issues
 
 
+def build_events(specs: list[EventSpec]) -> list[Event]:
+    """The events of a validated spec (raises ValueError on an invalid one)."""
+    return [
+        Event(
+            parse_instant(e.starts_on),
+            e.freq,
+            parse_instant(e.ends_on) if e.ends_on is not None else None,
+        )
+        for e in specs
+    ]
+
+
+def check_events(specs: list[EventSpec], file: str, path: str, issues: list[Issue]) -> None:
+    """Report every invalid event time, freq or range at its own path."""
+    for i, spec in enumerate(specs):
+        where = join_path(path, i)
+        times = []
+        for key in ("starts_on", "ends_on"):
+            value = getattr(spec, key)
+            if value is None:
+                continue
+            try:
+                times.append(parse_instant(value))
+            except ValueError as exc:
+                issues.append(Issue(file, join_path(where, key), str(exc)))
+        if len(times) != (1 if spec.ends_on is None else 2):
+            continue
+        try:
+            Event(times[0], spec.freq, times[1] if len(times) > 1 else None)
+        except ValueError as exc:
+            key = "freq" if "freq" in str(exc) else "ends_on"
+            issues.append(Issue(file, join_path(where, key), str(exc)))
+
+
 def _is_step(value: Any) -> bool:
     return isinstance(value, dict) and "function" in value
 
 
+class _LazyLine:
+    """An item's start line, found when a message first asks for it (see jsonc.ItemLines)."""
+
+    __slots__ = ("index", "lines")
+
+    def __init__(self, lines: Sequence[int], index: int) -> None:
+        self.lines, self.index = lines, index
+
+    def get(self) -> int:
+        return self.lines[self.index]
+
+
 # (raw task value, start line) pairs, and whether they come from a list (indexed) file.
-_Located = list[tuple[Any, int | None]]
+_Located = list[tuple[Any, "int | _LazyLine | None"]]
 
 
 def _shape(
-    values: list[tuple[Any, int | None, list[int]]], file: str
+    values: list[tuple[Any, int | None, Sequence[int]]], file: str
 ) -> tuple[_Located, bool, str]:
     """Decide what a file's top-level values are: the raw tasks with their lines, is-a-list,
     and the shape's name (how Issue paths map back to the file: see `_in_file`).
@@ -248,8 +418,13 @@ def _shape(
         items, line, item_lines = values[0]
         if items and all(_is_step(v) for v in items):
             return [({"function_stack": items}, line)], False, "steps-list"
-        lines: list[int | None] = list(item_lines) if len(item_lines) == len(items) else []
-        return list(zip(items, lines or [None] * len(items), strict=True)), True, "tasks-list"
+        if len(item_lines) != len(items):
+            return [(item, None) for item in items], True, "tasks-list"
+        return (
+            [(item, _LazyLine(item_lines, i)) for i, item in enumerate(items)],
+            True,
+            "tasks-list",
+        )
     if all(_is_step(v) for v, _, _ in values):
         steps = [v for v, _, _ in values]
         return [({"function_stack": steps}, values[0][1])], False, "steps-values"
@@ -326,7 +501,7 @@ def place_issues(issues: list[Issue], display: str, locate: Locator | None) -> l
     return placed
 
 
-_Values = list[tuple[Any, int | None, list[int]]]
+_Values = list[tuple[Any, int | None, Sequence[int]]]
 
 
 def _read_values(path: Path, display: str) -> tuple[_Values, list[Issue], str | None]:
@@ -346,10 +521,7 @@ def _read_values(path: Path, display: str) -> tuple[_Values, list[Issue], str | 
     except JsoncError as exc:
         issue = Issue(display, "", f"invalid JSON: {exc.message}", exc.line, exc.column)
         return [], [issue], None
-    for value, line, _items in located:
-        deep = nesting_problem(value)
-        if deep is not None:
-            return [], [Issue(display, deep[0], deep[1], line)], None
+    # Deep nesting was refused by the parser (jsonc.MAX_NESTING), at C speed.
     return [(v, line, items) for v, line, items in located], [], text
 
 
@@ -427,7 +599,7 @@ def load_task_file(
                     file=file or display_name,
                     index=index if is_list else None,
                     base_path=base,
-                    line=line,
+                    located=line,
                     display=display_name,
                     locate=locate,
                 )

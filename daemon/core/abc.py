@@ -10,8 +10,27 @@ import asyncio
 from collections.abc import Awaitable
 from datetime import datetime
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from daemon.core.runs import Claim, Outcome
+
+
+class Schedule(Protocol):
+    """When a task fires: `CronSchedule` (daemon.core.cron) or `EventSchedule` (core.events).
+
+    `expression` identifies the schedule exactly and `tz` is its zone: the scheduler memoizes
+    next fires by (expression, tz.key, after)."""
+
+    expression: str
+    tz: ZoneInfo
+
+    def next_after(self, after: datetime) -> datetime:
+        """The first fire strictly after `after` (aware); LookupError when none is left."""
+        ...
+
+    def next_n(self, after: datetime, n: int) -> list[datetime]: ...
+
+    def describe(self) -> str: ...
 
 
 class Clock(Protocol):
@@ -35,9 +54,28 @@ class Claimer(Protocol):
     (another process owns the slot), BUSY (a live run of the task elsewhere; recorded skipped) or
     EARLY (not due yet by the store's clock; nothing recorded, fired again later).
 
-    A coroutine function will do; the state store returns a future (no task per claim)."""
+    A coroutine function will do; the state store returns a future (no task per claim).
+
+    `exclusive` is true when this process alone runs the store's tasks (a SQLite store, held by
+    a file lock): a run with no effect outside the process (an inline task, `CompiledTask.inline`)
+    then needs no claim before it runs — nobody else can run its slot, and a crash mid-run
+    leaves nothing behind to account for — and its final row is its only write."""
+
+    exclusive: bool
+    # (this process's rank, live replicas): each replica claims the fires of the tasks whose
+    # name hashes to its rank first; (0, 1) when it is alone.
+    partition: tuple[int, int]
 
     def claim(self, claim: Claim) -> Awaitable[str]: ...
+
+    @property
+    def behind(self) -> bool:
+        """True while the store cannot keep up (its write queue is full): hold new fires."""
+        ...
+
+    async def wait_ready(self) -> None:
+        """Return once the store has room again."""
+        ...
 
 
 class RunRecorder(Protocol):

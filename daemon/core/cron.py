@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import functools
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -35,6 +36,12 @@ def _nearest_weekday(year: int, month: int, day: int) -> int | None:
     if weekday == 6:  # Sunday: the Monday after, or the Friday before on the last day
         return day + 1 if day < last else day - 2
     return day
+
+
+@functools.lru_cache(maxsize=4096)
+def _validate(cron: str) -> None:
+    """Parse once per distinct expression: 10,000 tasks often share a handful of them."""
+    CronSim(cron, datetime(2000, 1, 1, tzinfo=UTC))
 
 
 class CronSchedule:
@@ -103,7 +110,7 @@ class CronSchedule:
         # does not silently skip the spring-forward day.
         self._wall_clock = not fields[1].startswith("*") and not fields[2].startswith("*")
         try:
-            CronSim(self._cron, datetime(2000, 1, 1, tzinfo=UTC))
+            _validate(self._cron)
         except CronSimError as exc:
             raise ValueError(
                 f'invalid cron expression "{expression}": {self._reason(exc)}'

@@ -116,6 +116,34 @@ class CacheError(RunError):
     type_name = "CacheError"
 
 
+class CommandError(RunError):
+    """A Run Command step failed: an exit code outside `ok_exit_codes`, or it could not start.
+
+    Carries `exit_code` (None when it never ran; negative: killed by that signal) and `stderr`,
+    the last 1 KiB of its standard error.
+    """
+
+    type_name = "CommandError"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        exit_code: int | None = None,
+        stderr: str = "",
+        step: str | None = None,
+    ) -> None:
+        super().__init__(message, step=step, exit_code=exit_code, stderr=stderr)
+        self.exit_code = exit_code
+        self.stderr = stderr
+
+
+class PythonError(RunError):
+    """A Call Python step failed: the function raised, or returned a value that is not JSON."""
+
+    type_name = "PythonError"
+
+
 class StepTimeoutError(RunError, TimeoutError):
     """A step or the whole run exceeded its timeout."""
 
@@ -138,3 +166,18 @@ class ReturnSignal(Exception):  # a control-flow signal, not an error
     def __init__(self, value: Any = None) -> None:
         super().__init__("return")
         self.value = value
+
+
+class BreakSignal(ReturnSignal):
+    """Break Out: ends the innermost loop (For Each, For, While). A Return subclass, so every
+    block that lets a Return through (try/finally, transactions, functions) treats it alike."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+
+class ContinueSignal(ReturnSignal):
+    """Continue: ends this iteration of the innermost loop (see BreakSignal)."""
+
+    def __init__(self) -> None:
+        super().__init__(None)

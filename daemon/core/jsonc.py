@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import bisect
-from typing import Any
+import itertools
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any, overload
 
 import orjson
 
@@ -18,12 +21,30 @@ class JsoncError(ValueError):
         super().__init__(f"line {line}, column {column}: {message}")
 
 
+class LineIndex:
+    """1-based (line, column) of character indexes in one text: the newlines are found once, and
+    each lookup is a bisection (counting newlines from the top per lookup was quadratic: a file
+    of 10,000 tasks spent seconds finding their lines)."""
+
+    def __init__(self, text: str) -> None:
+        self.size = len(text)
+        starts = [0]
+        find = text.find
+        at = find("\n")
+        while at >= 0:
+            starts.append(at + 1)
+            at = find("\n", at + 1)
+        self.starts = starts
+
+    def position(self, index: int) -> tuple[int, int]:
+        index = max(0, min(index, self.size))
+        line = bisect.bisect_right(self.starts, index)
+        return line, index - self.starts[line - 1] + 1
+
+
 def _position(text: str, index: int) -> tuple[int, int]:
-    """1-based (line, column) of a character index."""
-    index = max(0, min(index, len(text)))
-    line = text.count("\n", 0, index) + 1
-    column = index - (text.rfind("\n", 0, index) + 1) + 1
-    return line, column
+    """1-based (line, column) of a character index (for one-off lookups, e.g. an error)."""
+    return LineIndex(text).position(index)
 
 
 def strip_jsonc(text: str) -> str:
@@ -162,20 +183,93 @@ def _item_starts(clean: str, start: int, end: int) -> list[int]:
     return starts
 
 
-def loads_jsonc_located(text: str) -> list[tuple[Any, int, list[int]]]:
-    """Like loads_jsonc, plus each value's 1-based start line and, for an array, its items'."""
+class ItemLines(Sequence[int]):
+    """The start lines of a top-level array's items, found on first use.
+
+    Loading needs them only for messages (a duplicate name, an error inside one task); scanning
+    a file of 100,000 tasks character by character for lines nobody reads cost seconds."""
+
+    def __init__(self, text: str, clean: str | None, start: int, end: int, count: int) -> None:
+        self._text, self._clean, self._span, self._count = text, clean, (start, end), count
+        self._lines: list[int] | None = None
+
+    def _scan(self) -> list[int]:
+        if self._lines is None:
+            clean = self._clean if self._clean is not None else strip_jsonc(self._text)
+            index = LineIndex(self._text)
+            self._lines = [index.position(i)[0] for i in _item_starts(clean, *self._span)]
+            self._text = self._clean = ""
+        return self._lines
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._scan()[: self._count]) if self._count else iter(())
+
+    @overload
+    def __getitem__(self, i: int) -> int: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[int]: ...
+
+    def __getitem__(self, i: int | slice) -> int | Sequence[int]:
+        return self._scan()[i]
+
+
+# How deep a task file may nest objects and lists. Real files stay far below it (a step in a
+# Loop in a Try-Catch is six levels); deeper, every recursive pass over the value (validation,
+# compiling, fingerprints) would risk exhausting the stack (RecursionError).
+MAX_NESTING = 100
+_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_DEPTH = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def _too_deep(text: str, start: int, end: int) -> None:
+    """Raise JsoncError where comment-free `text[start:end]` nests deeper than MAX_NESTING.
+    The common case (not deep) runs at C speed: strings cut out, brackets summed."""
+    span = text[start:end]
+    if span.count("[") + span.count("{") <= MAX_NESTING:
+        return
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", span))
+    if max(itertools.accumulate(map(_DEPTH.__getitem__, brackets)), default=0) <= MAX_NESTING:
+        return
+    depth = 0
+    for match in re.finditer(r'"(?:[^"\\\n]|\\.)*"|[\[\]{}]', span):  # rare: find where
+        token = match.group()
+        depth += _DEPTH.get(token, 0)
+        if depth > MAX_NESTING:
+            line, column = _position(text, start + match.start())
+            raise JsoncError(f"nested deeper than {MAX_NESTING} levels", line, column)
+
+
+def loads_jsonc_located(text: str) -> list[tuple[Any, int, Sequence[int]]]:
+    """Like loads_jsonc, plus each value's 1-based start line and, for an array, its items'
+    (computed when first read). Plain JSON — one value, no comments or trailing commas: the
+    common shape of a big generated file — is parsed in one orjson call."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass  # comments, trailing commas, several values, or a real error: the careful path
+    else:
+        start = len(text) - len(text.lstrip(" \t\r\n\ufeff"))
+        _too_deep(text, start, len(text))  # plain JSON: no comment to hide a bracket
+        line = text.count("\n", 0, start) + 1
+        count = len(value) if isinstance(value, list) else 0
+        return [(value, line, ItemLines(text, None, start, len(text), count))]
     clean = strip_jsonc(text)
-    result: list[tuple[Any, int, list[int]]] = []
+    lines = LineIndex(text)
+    result: list[tuple[Any, int, Sequence[int]]] = []
     for start, end in _split_values(clean):
         try:
             value = orjson.loads(clean[start:end])
         except orjson.JSONDecodeError as exc:
-            line, column = _position(text, start + exc.pos)
+            line, column = lines.position(start + exc.pos)
             raise JsoncError(exc.msg, line, column) from None
-        item_lines: list[int] = []
-        if isinstance(value, list):
-            item_lines = [_position(text, i)[0] for i in _item_starts(clean, start, end)]
-        result.append((value, _position(text, start)[0], item_lines))
+        _too_deep(clean, start, end)
+        count = len(value) if isinstance(value, list) else 0
+        result.append((value, lines.position(start)[0], ItemLines(text, clean, start, end, count)))
     return result
 
 
@@ -197,14 +291,12 @@ class JsonPositions:
 
     def __init__(self, text: str) -> None:
         self.clean = strip_jsonc(text)
-        self._newlines = [i for i, ch in enumerate(text) if ch == "\n"]
+        self._lines = LineIndex(text)
         self.values = [_value_positions(self.clean, a, b) for a, b in _split_values(self.clean)]
 
     def where(self, index: int) -> tuple[int, int]:
         """1-based (line, column) of a character index."""
-        line = bisect.bisect_left(self._newlines, index)
-        start = self._newlines[line - 1] + 1 if line else 0
-        return line + 1, index - start + 1
+        return self._lines.position(index)
 
     def key(self, value: int, path: str) -> tuple[int, int] | None:
         """Where `path` of top-level value `value` is written, or None."""

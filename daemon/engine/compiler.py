@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -10,16 +12,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from daemon.config.tasks import place_issues
+from daemon.config.tasks import SOURCE_KEY, StepSource, place_issues
+from daemon.core.cron import CronSchedule
 from daemon.core.errors import ConfigError, ExpressionError, Issue, join_path
 from daemon.core.text import did_you_mean
-from daemon.expr.nodes import BUILTIN_NAMES
+from daemon.expr.nodes import BUILTIN_NAMES, Template
 from daemon.expr.parser import compile_template, compile_value
-from steps.base import Evaluator, Registry, Step
+from steps.base import Evaluator, Function, Registry, Step
 
 if TYPE_CHECKING:
-    from daemon.config.tasks import LoadedTask, RetrySpec
-    from daemon.core.cron import CronSchedule
+    from daemon.config.tasks import LoadedFunction, LoadedTask, RetrySpec
+    from daemon.core.abc import Schedule
     from daemon.engine.context import RunContext
     from daemon.resources.db.base import DataSource, TableInfo
 
@@ -51,8 +54,8 @@ class CompiledTask:
     request_history: bool
     data_source: str | None
     tz: ZoneInfo
-    cron: str | None
-    schedule: CronSchedule | None
+    cron: str | None  # None for event schedules (and manual-only tasks)
+    schedule: Schedule | None  # CronSchedule or EventSchedule
     steps: list[Step]
     on_failure: list[Step] | None
     timeout: float | None
@@ -64,6 +67,9 @@ class CompiledTask:
     expect_success_within: float | None
     fingerprint: bytes = b""
     warnings: list[Issue] = field(default_factory=list)
+    # No timeout and no step that may wait: the scheduler runs it to its end inside its batch,
+    # without an asyncio task of its own (see `Step.waits`).
+    inline: bool = False
 
 
 _MSGSPEC_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
@@ -108,10 +114,15 @@ class StackCompiler:
         default_datasource: str | None = None,
         defined: Iterable[str] = (),
         issue_prefix: str = "",
+        functions: FunctionLibrary | None = None,
     ) -> None:
         self.registry = registry
         self.file = file
         self.path = ""
+        self.functions = functions
+        # The step being compiled came from another format (XanoScript): its statement name,
+        # line, and how its child lists read in paths.
+        self.source: StepSource | None = None
         # Step paths are relative to the task (`function_stack[2]`, as in traces and
         # `error.step`); issues also name the task's place in a list file (`[1].function_stack`).
         self.issue_prefix = issue_prefix
@@ -135,16 +146,27 @@ class StackCompiler:
         return f"{self.issue_prefix}.{path}" if path else self.issue_prefix
 
     def error(self, field: str, message: str, *, column: int | None = None) -> None:
-        path = self._issue_path(self._at(field))
-        self.issues.append(Issue(self.file, path, message, column=column))
+        self._issue(field, message, column, "error")
 
     def warning(self, field: str, message: str, *, column: int | None = None) -> None:
+        self._issue(field, message, column, "warning")
+
+    def _issue(self, field: str, message: str, column: int | None, severity: str) -> None:
         path = self._issue_path(self._at(field))
-        self.issues.append(Issue(self.file, path, message, column=column, severity="warning"))
+        line = None
+        source = self.source
+        if source is not None and source.line is not None:
+            # A file position: the statement's line; a template's own column when it has one.
+            line = source.line
+            column = column if column is not None else source.column
+        self.issues.append(Issue(self.file, path, message, line, column, severity))
 
     # --- templates ----------------------------------------------------------------------------
 
     def template(self, value: Any, field: str) -> Evaluator:
+        if type(value) is Template:  # compiled already (XanoScript): only check its names
+            self._check_references(value, field)
+            return value.evaluate
         ok = self._check_leaves(value, field)
         if not ok:
             return _raise_undefined(f"invalid template at {self._at(field)}", None)
@@ -153,6 +175,26 @@ class StackCompiler:
         except ExpressionError as exc:  # pragma: no cover - leaves were checked above
             self.error(field, exc.message, column=exc.column)
             return _raise_undefined(exc.message, exc.column)
+
+    def _check_references(self, tpl: Template, field: str) -> None:
+        for ref in tpl.references:
+            if ref.name in self.defined:
+                continue
+            if ref.name == "error":
+                # A built-in that is only bound where an error was caught; anywhere else it
+                # reads null, which is never what the author meant.
+                self.warning(
+                    field,
+                    '"error" is only set in a Try-Catch\'s catch_steps and in on_failure;'
+                    " here it is null",
+                    column=ref.column,
+                )
+            elif ref.name not in BUILTIN_NAMES:
+                self.warning(
+                    field,
+                    f'undefined variable "{ref.name}": no earlier step defines it',
+                    column=ref.column,
+                )
 
     def _check_leaves(self, value: Any, field: str) -> bool:
         """Compile each string leaf on its own so errors and undefined names get an exact path."""
@@ -164,24 +206,10 @@ class StackCompiler:
             except ExpressionError as exc:
                 self.error(field, exc.message, column=exc.column)
                 return False
-            for ref in tpl.references:
-                if ref.name in self.defined:
-                    continue
-                if ref.name == "error":
-                    # A built-in that is only bound where an error was caught; anywhere else
-                    # it reads null, which is never what the author meant.
-                    self.warning(
-                        field,
-                        '"error" is only set in a Try-Catch\'s catch_steps and in on_failure;'
-                        " here it is null",
-                        column=ref.column,
-                    )
-                elif ref.name not in BUILTIN_NAMES:
-                    self.warning(
-                        field,
-                        f'undefined variable "{ref.name}": no earlier step defines it',
-                        column=ref.column,
-                    )
+            self._check_references(tpl, field)
+            return True
+        if type(value) is Template:
+            self._check_references(value, field)
             return True
         if isinstance(value, dict):
             return all([self._check_leaves(v, join_path(field, str(k))) for k, v in value.items()])
@@ -201,13 +229,15 @@ class StackCompiler:
         if not isinstance(raw, list):
             self.error(field, "must be a list of steps")
             return []
+        if self.source is not None and field in self.source.fields:
+            list_path = self._at(self.source.fields[field])  # `foreach.each`, not `steps`
         scoped = [n for n in scoped if n not in self.defined]
         self.defined.update(scoped)
-        saved = self.path
+        saved, saved_source = self.path, self.source
         try:
             compiled = self.compile_list(raw, list_path)
         finally:
-            self.path = saved
+            self.path, self.source = saved, saved_source
             self.defined.difference_update(scoped)
         return compiled
 
@@ -220,12 +250,16 @@ class StackCompiler:
         return out
 
     def compile_step(self, raw: Any, path: str) -> Step | None:
-        saved = self.path
+        saved, saved_source = self.path, self.source
         self.path = path
+        self.source = None
         try:
             if not isinstance(raw, dict):
                 self.error("", 'a step must be an object with a "function" key')
                 return None
+            if SOURCE_KEY in raw:
+                self.source = raw[SOURCE_KEY]
+                raw = {k: v for k, v in raw.items() if k != SOURCE_KEY}
             function = raw.get("function")
             if not isinstance(function, str) or not function:
                 self.error("function", 'missing "function" (the step type)')
@@ -238,11 +272,27 @@ class StackCompiler:
             try:
                 spec = msgspec.convert(raw, cls.Spec)
             except msgspec.ValidationError as exc:
-                self.issues.append(msgspec_issue(exc, self.file, self._issue_path(path)))
+                issue = msgspec_issue(exc, self.file, self._issue_path(path))
+                if self.source is not None:
+                    issue = Issue(issue.file, issue.path, issue.message, self.source.line)
+                self.issues.append(issue)
                 return None
-            return cls(spec, self)
+            step = cls(spec, self)
+            if self.source is not None:
+                step.label = self.source.label
+            return step
         finally:
-            self.path = saved
+            self.path, self.source = saved, saved_source
+
+    # --- functions ----------------------------------------------------------------------------
+
+    def function(self, name: str) -> Function | None:
+        return self.functions.get(name) if self.functions is not None else None
+
+    def function_hint(self, name: str) -> str:
+        if self.functions is None:
+            return " (no functions are loaded: see [daemon] functions)"
+        return did_you_mean(name, self.functions.names())
 
     # --- data sources -------------------------------------------------------------------------
 
@@ -292,6 +342,65 @@ class StackCompiler:
             return None
 
 
+class FunctionLibrary:
+    """Every loaded function, each compiled once, on first use (a Call Function naming it) or
+    by `compile_all`; a recursive call gets the handle whose steps are still compiling."""
+
+    def __init__(
+        self,
+        loaded: Iterable[LoadedFunction],
+        *,
+        registry: Registry,
+        datasources: Mapping[str, DataSource] | None = None,
+        configured_datasources: Iterable[str] | None = None,
+        default_datasource: str | None = None,
+    ) -> None:
+        self.sources = {f.name: f for f in loaded}
+        self.registry = registry
+        self.datasources = datasources or {}
+        self.configured = None if configured_datasources is None else list(configured_datasources)
+        self.default_datasource = default_datasource
+        self.compiled: dict[str, Function] = {}
+        self.issues: list[Issue] = []
+
+    def names(self) -> list[str]:
+        return list(self.sources)
+
+    def get(self, name: str) -> Function | None:
+        found = self.compiled.get(name)
+        if found is not None:
+            return found
+        source = self.sources.get(name)
+        if source is None:
+            return None
+        fn = Function(
+            name, source.display, defaults=dict(source.defaults), required=source.required
+        )
+        self.compiled[name] = fn
+        comp = StackCompiler(
+            registry=self.registry,
+            file=source.display,
+            datasources=self.datasources,
+            configured_datasources=self.configured,
+            default_datasource=self.default_datasource,
+            defined=["input"],
+            functions=self,
+        )
+        # A function's steps run with the caller's data source; its paths name the function.
+        fn.steps = comp.compile_list(source.function_stack, f"function({name}).{source.stack_name}")
+        if source.response is not None:
+            comp.path = f"function({name})"
+            fn.response = comp.template(source.response, "response")
+        self.issues.extend(comp.issues)
+        return fn
+
+    def compile_all(self) -> list[Issue]:
+        """Compile every function (so `check` reports functions no task calls yet)."""
+        for name in self.sources:
+            self.get(name)
+        return self.issues
+
+
 def compile_stack(
     raw: list[Any],
     *,
@@ -301,6 +410,7 @@ def compile_stack(
     default_datasource: str | None = None,
     defined: Iterable[str] = (),
     base_path: str = "function_stack",
+    functions: FunctionLibrary | None = None,
 ) -> CompiledStack:
     """Compile one function stack (used by tests and tools); raises ConfigError on errors."""
     datasources = resources.datasources if resources is not None else {}
@@ -312,6 +422,7 @@ def compile_stack(
         datasources=datasources,
         default_datasource=default_datasource,
         defined=defined,
+        functions=functions,
     )
     steps = comp.compile_list(raw, base_path)
     errors = [i for i in comp.issues if i.severity == "error"]
@@ -331,10 +442,12 @@ def compile_task(
     datasources: Mapping[str, DataSource],
     configured_datasources: Iterable[str],
     default_datasource: str | None,
+    functions: FunctionLibrary | None = None,
 ) -> tuple[CompiledTask | None, list[Issue]]:
     """Compile one loaded task; returns the task (None if it has errors) and all its issues."""
-    from daemon.core.cron import CronSchedule
+    from daemon.config.tasks import build_events, check_events
     from daemon.core.durations import MAX_DURATION, parse_duration
+    from daemon.core.events import EventSchedule
 
     spec = loaded.spec
     file = loaded.display or loaded.file
@@ -355,6 +468,8 @@ def compile_task(
                     at("data_source"),
                     f'data source "{ds_name}" is not configured; using "{configured[0]}", '
                     "the only one",
+                    # XanoScript: the task's line (its `datasource`, or Xano's default "live")
+                    loaded.line if loaded.stack_name != "function_stack" else None,
                     severity="warning",
                 )
             )
@@ -375,6 +490,8 @@ def compile_task(
     catch_up = spec.catch_up
     if isinstance(schedule, str):
         cron_expr = schedule
+    elif isinstance(schedule, list):
+        pass  # events alone: read below
     elif schedule is not None:
         cron_expr = schedule.cron_expression
         tz_name = schedule.timezone or default_timezone
@@ -392,13 +509,20 @@ def compile_task(
         tz = None
         issues.append(Issue(file, at("schedule.timezone"), f'unknown timezone "{tz_name}"'))
 
-    cron: CronSchedule | None = None
+    cron: Schedule | None = None
     if cron_expr is not None and tz is not None:
         try:
-            cron = CronSchedule(cron_expr, tz)
+            cron = _schedule(cron_expr, tz)
         except ValueError as exc:
             where = "schedule" if isinstance(schedule, str) else "schedule.cron_expression"
             issues.append(Issue(file, at(where), str(exc)))
+    elif spec.event_specs:
+        where = "schedule" if isinstance(schedule, list) else "schedule.events"
+        problems: list[Issue] = []
+        check_events(spec.event_specs, file, at(where), problems)
+        issues.extend(problems)  # the loader's own issues: reported once (see bootstrap)
+        if not problems:
+            cron = EventSchedule(build_events(spec.event_specs))
 
     def duration(value: Any, default: float | None) -> float | None:
         # The loader (daemon.config.tasks) checked every duration against its bounds and
@@ -423,14 +547,17 @@ def compile_task(
         configured_datasources=configured,
         default_datasource=ds_name,
         issue_prefix=base,
+        functions=functions,
     )
-    steps = comp.compile_list(spec.function_stack, "function_stack")
+    stack_name = loaded.stack_name
+    steps = comp.compile_list(spec.function_stack, stack_name)
     if not spec.function_stack:
         comp.issues.append(
             Issue(
                 file,
-                at("function_stack"),
-                "empty function_stack: the task does nothing",
+                at(stack_name),
+                f"empty {stack_name}: the task does nothing",
+                loaded.line if stack_name != "function_stack" else None,
                 severity="warning",
             )
         )
@@ -463,10 +590,31 @@ def compile_task(
         misfire_grace=grace_s,
         catch_up=catch_up or "none",
         expect_success_within=expect,
-        fingerprint=msgspec.json.encode(spec),
+        # A digest, not the encoded spec: reloads only compare it (10,000 tasks: 4.5 MB less).
+        fingerprint=hashlib.blake2b(
+            msgspec.json.encode(spec, enc_hook=_fingerprint_part), digest_size=16
+        ).digest(),
         warnings=[i for i in issues if i.severity == "warning"],
+        inline=timeout is None and not any(s.may_wait() for s in [*steps, *(on_failure or ())]),
     )
     return task, issues
+
+
+@functools.lru_cache(maxsize=4096)
+def _schedule(expression: str, tz: ZoneInfo) -> CronSchedule:
+    """One schedule object per (expression, zone), shared by the tasks that have it: schedules
+    are immutable, and 10,000 tasks often share a handful."""
+    return CronSchedule(expression, tz)
+
+
+def _fingerprint_part(value: Any) -> Any:
+    """What msgspec cannot encode itself contributes to a fingerprint. Pre-compiled values
+    (XanoScript's Templates, dataclasses msgspec encodes) hold closures: those count by
+    nothing but being there; their source text and each step's `StepSource.digest` carry
+    what was written."""
+    if callable(value):
+        return "<compiled>"
+    return repr(value)
 
 
 def _retry_policy(spec: RetrySpec | None) -> RetryPolicy | None:
@@ -493,11 +641,20 @@ def compile_tasks(
     datasources: Mapping[str, DataSource],
     configured_datasources: Iterable[str],
     default_datasource: str | None,
+    functions: Iterable[LoadedFunction] = (),
 ) -> tuple[list[CompiledTask], list[Issue]]:
-    """Compile every task, collecting every issue (duplicate names were refused when loading)."""
+    """Compile every task and every function, collecting every issue (duplicate names were
+    refused when loading)."""
     tasks: list[CompiledTask] = []
     issues: list[Issue] = []
     configured = list(configured_datasources)
+    library = FunctionLibrary(
+        functions,
+        registry=registry,
+        datasources=datasources,
+        configured_datasources=configured,
+        default_datasource=default_datasource,
+    )
     for item in loaded:
         task, found = compile_task(
             item,
@@ -506,9 +663,11 @@ def compile_tasks(
             datasources=datasources,
             configured_datasources=configured,
             default_datasource=default_datasource,
+            functions=library,
         )
         # Compile errors name a path; a JSON file also tells where that path is written.
         issues.extend(place_issues(found, item.display, item.locate))
         if task is not None:
             tasks.append(task)
+    issues.extend(library.compile_all())
     return tasks, issues

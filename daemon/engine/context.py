@@ -142,6 +142,9 @@ class RunContext:
             raise StepError(f'data source "{key}" is not configured')
         return self.resources.datasources[key]
 
+    def endpoint(self, name: str) -> str | None:
+        return self.resources.endpoints.get(name)
+
     @property
     def http(self) -> HttpClient:
         if self.resources.http is None:
@@ -164,12 +167,22 @@ class RunContext:
         other.vars = _Overlay(overlay, self.vars)
         return other
 
+    def function_scope(self, variables: dict[str, Any]) -> RunContext:
+        """A context for a called function: same run, trace and resources; its own scope."""
+        other = object.__new__(RunContext)
+        for slot in RunContext.__slots__:
+            setattr(other, slot, getattr(self, slot))
+        other.scope = dict(variables)
+        other.vars = other.scope
+        other.error = None
+        return other
+
     async def run_steps(self, steps: Sequence[Step]) -> None:
         for step in steps:
             await self.run_step(step)
 
     async def run_step(self, step: Step) -> Any:
-        record = StepRecord(step.path, step.function)
+        record = StepRecord(step.path, step.label)
         self.trace.append(record)
         start = time.perf_counter()
         try:

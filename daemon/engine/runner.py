@@ -13,6 +13,7 @@ import structlog
 from daemon.core.errors import ReturnSignal, RunError
 from daemon.core.runs import (
     CANCELLED,
+    CURRENT_RUN,
     DEADMAN,
     FAILED,
     SUCCEEDED,
@@ -82,11 +83,16 @@ async def run_stack(
         finished_at=started,
         trace=ctx.trace,
     )
-    structlog.contextvars.bind_contextvars(task=task_name, run_id=run_id)
+    bound = CURRENT_RUN.set((task_name, run_id))
     try:
         try:
-            async with asyncio.timeout(timeout):
+            if timeout is None:
+                # No timeout context: asyncio.timeout binds to the current task, which a run the
+                # scheduler starts inline does not have.
                 await ctx.run_steps(steps)
+            else:
+                async with asyncio.timeout(timeout):
+                    await ctx.run_steps(steps)
         except ReturnSignal as ret:
             result.value = ret.value
         except RunError as exc:
@@ -116,7 +122,7 @@ async def run_stack(
         result.finished_at = int(time.time() * 1000)
         return result
     finally:
-        structlog.contextvars.unbind_contextvars("task", "run_id")
+        CURRENT_RUN.reset(bound)
 
 
 async def _run_on_failure(
@@ -145,11 +151,11 @@ async def run_alert(task: CompiledTask, resources: Resources, error: dict[str, A
         data_source=task.data_source,
         started_ms=now,
     )
-    structlog.contextvars.bind_contextvars(task=task.name, run_id=run_id)
+    bound = CURRENT_RUN.set((task.name, run_id))
     try:
         await _run_on_failure(ctx, task.on_failure or (), error)
     finally:
-        structlog.contextvars.unbind_contextvars("task", "run_id")
+        CURRENT_RUN.reset(bound)
 
 
 async def run_task(

@@ -52,10 +52,6 @@ from typing import Any, Final, Protocol
 from xml.etree import ElementTree
 
 import orjson
-import yaml
-from cryptography.hazmat.primitives import padding as sym_padding
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from daemon.core.errors import ExpressionError
 from daemon.core.millis import plain
@@ -2131,19 +2127,31 @@ def f_json_decode(value: Any) -> Any:
         raise _fail("json_decode", f"cannot decode JSON: {exc}") from None
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """Safe YAML without anchors/aliases: a few aliases can expand to gigabytes."""
+# yaml and cryptography are imported by the filters that use them: most daemons never do, and
+# importing them up front cost every process ~10 MB and tens of milliseconds at start.
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            raise yaml.YAMLError("YAML aliases (*name) are not allowed")
-        return super().compose_node(parent, index)
+
+@lru_cache(maxsize=1)
+def _yaml_loader() -> Any:
+    import yaml
+
+    class NoAliasLoader(yaml.SafeLoader):
+        """Safe YAML without anchors/aliases: a few aliases can expand to gigabytes."""
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.YAMLError("YAML aliases (*name) are not allowed")
+            return super().compose_node(parent, index)
+
+    return NoAliasLoader
 
 
 def f_yaml_decode(value: Any) -> Any:
+    import yaml
+
     text = _text("yaml_decode", value)
     try:
-        data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise _fail("yaml_decode", f"cannot decode YAML: {str(exc)[:200]}") from None
     return _jsonable(data)
@@ -2163,6 +2171,8 @@ def _jsonable(value: Any) -> Any:
 
 
 def f_yaml_encode(value: Any) -> str:
+    import yaml
+
     plain = orjson.loads(f_json_encode(value))  # Decimal, bytes -> JSON values first
     out = yaml.safe_dump(plain, sort_keys=False, allow_unicode=True, default_flow_style=False)
     _sized_text("yaml_encode", len(out))
@@ -2410,6 +2420,10 @@ def _cipher_args(name: str, algorithm: Any, key: Any, iv: Any) -> tuple[str, byt
 def f_encrypt(value: Any, algorithm: Any, key: Any, iv: Any) -> str | bytes:
     """AES-CBC (PKCS#7 padded) or AES-GCM; raw binary out. GCM output is ciphertext
     followed by its 16-byte tag, which `decrypt` expects."""
+    from cryptography.hazmat.primitives import padding as sym_padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     mode, key_b, iv_b = _cipher_args("encrypt", algorithm, key, iv)
     data = _bytes("encrypt", value)
     if mode == "gcm":
@@ -2421,6 +2435,10 @@ def f_encrypt(value: Any, algorithm: Any, key: Any, iv: Any) -> str | bytes:
 
 
 def f_decrypt(value: Any, algorithm: Any, key: Any, iv: Any) -> str | bytes:
+    from cryptography.hazmat.primitives import padding as sym_padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     mode, key_b, iv_b = _cipher_args("decrypt", algorithm, key, iv)
     data = _bytes("decrypt", value)
     try:

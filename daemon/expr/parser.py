@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any, Final, TypeAlias
 
 from daemon.core.errors import ExpressionError
@@ -24,6 +25,7 @@ from daemon.expr.nodes import (
     ternary_node,
     unary_node,
 )
+from daemon.expr.pipes import ELEMENT_NAMES, element_node, filter_call, lookup
 from daemon.expr.values import (
     MAX_DEPTH,
     MAX_EXPRESSION,
@@ -41,7 +43,7 @@ _Tok: TypeAlias = tuple[str, Any, int]  # (kind, value, offset in the text); kin
 _NUM_TOKEN: Final = re.compile(r"[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _NAME_TOKEN: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _OPS2: Final = frozenset({"??", "||", "&&", "==", "!=", "<=", ">="})
-_OPS1: Final = frozenset("<>+-*/%!?:()[]{},.")
+_OPS1: Final = frozenset("<>+-*/%!?:()[]{},.|")
 _ESCAPES: Final = {
     "n": "\n",
     "t": "\t",
@@ -118,6 +120,21 @@ def _tokenize(text: str, start: int, in_template: bool) -> tuple[list[_Tok], int
                 depth -= 1
             tokens.append(("op", ch, i))
             i += 1
+        elif ch == "$":
+            # `$$` / `$this`, `$index`, `$parent`, `$result`: a filter argument's element names
+            if text.startswith("$$", i):
+                tokens.append(("elem", "this", i))
+                i += 2
+                continue
+            m = _NAME_TOKEN.match(text, i + 1)
+            if m is None or m.group() not in ELEMENT_NAMES:
+                raise ExpressionError(
+                    'unexpected "$" ($$, $this, $index, $parent and $result name a filter'
+                    " argument's element)",
+                    column=i + 1,
+                )
+            tokens.append(("elem", m.group(), i))
+            i = m.end()
         elif ch == "=":
             raise ExpressionError('unexpected "=" (use "==" to compare)', column=i + 1)
         else:
@@ -202,13 +219,16 @@ def _describe(tok: _Tok) -> str:
 
 
 class _Parser:
-    __slots__ = ("depth", "pos", "refs", "tokens")
+    __slots__ = ("depth", "elem", "in_arg", "pos", "refs", "text", "tokens")
 
-    def __init__(self, tokens: list[_Tok]) -> None:
+    def __init__(self, tokens: list[_Tok], text: str = "") -> None:
         self.tokens = tokens
+        self.text = text
         self.pos = 0
         self.depth = 0
         self.refs: list[Reference] = []
+        self.in_arg = False  # parsing a filter argument: a `|` ends it (the chain goes on)
+        self.elem: frozenset[str] = frozenset()  # element names bound here ($$, $index…)
 
     def parse(self) -> Node:
         if self.tokens[0][0] == "end":
@@ -253,6 +273,12 @@ class _Parser:
                 self.pos += 1
                 left = self.postfix(value, left, offset)
                 continue
+            if kind == "op" and value == "|":
+                if self.in_arg:
+                    break  # `x|f:a|g` is g(f(x, a)): the chain applies left to right
+                self.pos += 1
+                left = self.pipe(left, offset + 1)
+                continue
             if kind == "op" and value == "?":
                 if rbp >= _TERNARY:
                     break
@@ -276,6 +302,46 @@ class _Parser:
         self.depth -= 1
         return left
 
+    def pipe(self, subject: Node, column: int) -> Node:
+        """`subject|filter:arg:arg` (daemon.expr.filters, XanoScript's library). An argument
+        is an expression up to the next `:` or `|`; a `:` with a space before it is a
+        ternary's, so `c ? x|round : y` reads as in the rest of the language."""
+        tok = self.advance()
+        if tok[0] != "name":
+            raise ExpressionError(
+                f'expected a filter name after "|", found {_describe(tok)}', column=tok[2] + 1
+            )
+        fd = lookup(tok[1], tok[2] + 1)
+        args: list[Node] = []
+        saved = (self.in_arg, self.elem)
+        try:
+            while self.at_op(":") and self.adjacent(self.tokens[self.pos][2]):
+                self.pos += 1
+                self.in_arg = True
+                if fd.higher_order and not args:
+                    names = {"this", "index", "parent"} | (
+                        {"result"} if fd.name == "reduce" else set()
+                    )
+                    self.elem = frozenset(names)
+                args.append(self.expr(_TERNARY))
+                self.elem = saved[1]
+        finally:
+            self.in_arg, self.elem = saved
+        try:
+            fd.check_arity(len(args))
+        except ExpressionError as exc:
+            raise ExpressionError(exc.message, column=tok[2] + 1) from None
+        return filter_call(fd, subject, args, column, evaluator=_evaluate_text)
+
+    def adjacent(self, offset: int) -> bool:
+        return offset > 0 and not self.text[offset - 1].isspace()
+
+    def nested(self) -> tuple[bool, frozenset[str]]:
+        """Inside brackets a `|` is a filter again; returns what to restore."""
+        saved = (self.in_arg, self.elem)
+        self.in_arg = False
+        return saved
+
     def postfix(self, op: str, left: Node, offset: int) -> Node:
         if op == ".":
             tok = self.tokens[self.pos]
@@ -286,7 +352,9 @@ class _Parser:
                 )
             self.pos += 1
             return prop_node(left, tok[1], tok[2] + 1)
+        saved = self.nested()
         key = self.expr(0)
+        self.in_arg, self.elem = saved
         self.expect("]")
         return index_node(left, key, offset + 1)
 
@@ -311,9 +379,19 @@ class _Parser:
                 return self.call(value, column)
             self.refs.append(Reference(value, column))
             return name_node(value, column)
+        if kind == "elem":
+            if value not in self.elem:
+                raise ExpressionError(
+                    f"${'$' if value == 'this' else value} only means something in an argument"
+                    " of a filter like map, filter or reduce",
+                    column=column,
+                )
+            return element_node(value)
         if kind == "op":
             if value == "(":
+                saved = self.nested()
                 inner = self.expr(0)
+                self.in_arg, self.elem = saved
                 self.expect(")")
                 return inner
             if value in ("-", "!"):
@@ -330,25 +408,30 @@ class _Parser:
             raise ExpressionError(f'unknown function "{name}"', column=column)
         self.expect("(")
         args: list[Node] = []
+        saved = self.nested()
         while not self.at_op(")"):
             args.append(self.expr(0))
             if not self.at_op(")"):
                 self.expect(",")
+        self.in_arg, self.elem = saved
         self.expect(")")
         return call_node(name, args, column)
 
     def list_literal(self, column: int) -> Node:
         items: list[Node] = []
+        saved = self.nested()
         while not self.at_op("]"):
             items.append(self.expr(0))
             if not self.at_op("]"):
                 self.expect(",")  # a trailing comma is fine: [1, 2,]
+        self.in_arg, self.elem = saved
         self.expect("]")
         return list_node(items, column)
 
     def object_literal(self, column: int) -> Node:
         keys: list[str] = []
         values: list[Node] = []
+        saved = self.nested()
         while not self.at_op("}"):
             tok = self.advance()
             if tok[0] not in ("str", "name"):
@@ -360,6 +443,7 @@ class _Parser:
             values.append(self.expr(0))
             if not self.at_op("}"):
                 self.expect(",")
+        self.in_arg, self.elem = saved
         self.expect("}")
         return object_node(keys, values, column)
 
@@ -369,8 +453,18 @@ class _Parser:
 
 def _parse(text: str, start: int, in_template: bool) -> tuple[Node, list[Reference], int]:
     tokens, end = _tokenize(text, start, in_template)
-    parser = _Parser(tokens)
+    parser = _Parser(tokens, text)
     return parser.parse(), parser.refs, end
+
+
+@lru_cache(maxsize=256)
+def _compiled_text(text: str) -> Node:
+    return _parse(text, 0, in_template=False)[0]
+
+
+def _evaluate_text(text: str, scope: Any) -> Any:
+    """The `to_expr` filter in a template: the text compiled as an expression, evaluated."""
+    return _compiled_text(text).fn(scope)
 
 
 def _constant(value: Any) -> Template:
@@ -510,9 +604,12 @@ def _text_evaluator(pieces: list[str | Node]) -> Callable[[Any], Any]:
 
 def compile_value(value: Any) -> Template:
     """Compile a field value: strings are templates, dicts and lists are walked (keys stay
-    literal), anything else is a constant."""
+    literal), a Template compiled elsewhere (XanoScript) is taken as it is, anything else is a
+    constant."""
     if isinstance(value, str):
         return compile_template(value)
+    if type(value) is Template:
+        return value
     if isinstance(value, dict):
         items = [(k, compile_value(v)) for k, v in value.items()]
         if all(t.constant for _, t in items):
@@ -540,10 +637,12 @@ def compile_value(value: Any) -> Template:
 
 
 def is_template(value: Any) -> bool:
-    """True when a literal holds `{{` anywhere (a string, or inside a dict or list), so its
-    value is known only at run time."""
+    """True when a literal holds `{{` anywhere (a string, or inside a dict or list), or is a
+    compiled Template (XanoScript), so a step evaluates it rather than reading it as written."""
     if isinstance(value, str):
         return "{{" in value
+    if type(value) is Template:
+        return True  # compiled elsewhere: the step evaluates it (constant or not)
     if isinstance(value, dict):
         return any(is_template(v) for v in value.values())
     if isinstance(value, list):

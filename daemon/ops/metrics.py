@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
-from daemon.core.abc import RunRecorder
-from daemon.core.runs import MISSED, SKIPPED, Outcome
+from daemon.core.abc import OutcomeListener, RunRecorder
+from daemon.core.runs import MISSED, SKIPPED, SUCCEEDED, Outcome
 
 if TYPE_CHECKING:
     from daemon.resources.bundle import Resources
@@ -29,12 +36,6 @@ LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 
 HTTP_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 # How often the event-loop monitor wakes; its oversleep is the loop lag.
 LOOP_LAG_INTERVAL = 0.5
-
-
-class OutcomeListener(Protocol):
-    """Something that wants to see every outcome (metrics, the dead-man's switch)."""
-
-    def observe(self, outcome: Outcome) -> None: ...
 
 
 class ObservingRecorder:
@@ -100,6 +101,64 @@ class _ScrapeCollector(Collector):
             for state, value in m.shipper_stats().items():
                 shipped.add_metric([state], float(value))
         yield shipped
+        yield from m.outcomes.families()
+
+
+class _Histogram:
+    """Bucket counts and a sum in plain Python: an observation is a bisection and two adds
+    (prometheus_client takes a lock per bucket value; at 10,000 runs a second that showed)."""
+
+    __slots__ = ("buckets", "count", "counts", "sum")
+
+    def __init__(self, buckets: Sequence[float]) -> None:
+        self.buckets = buckets
+        self.counts = [0] * (len(buckets) + 1)
+        self.count = 0
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.buckets, value)] += 1
+        self.count += 1
+        self.sum += value
+
+    def exposition(self) -> list[tuple[str, float]]:
+        out, total = [], 0
+        for bound, n in zip(
+            [*map(floatToGoString, self.buckets), "+Inf"], self.counts, strict=True
+        ):
+            total += n
+            out.append((bound, float(total)))
+        return out
+
+
+class _Outcomes:
+    """Counts per outcome, kept as plain numbers and turned into metric families at scrape time:
+    runs by task and status, run durations by task, and the fire lag."""
+
+    def __init__(self) -> None:
+        self.runs: dict[tuple[str, str], int] = {}
+        self.durations: dict[str, _Histogram] = {}
+        self.lag = _Histogram(LAG_BUCKETS)
+
+    def families(self) -> Iterator[Metric]:
+        runs = CounterMetricFamily(
+            "cronstack_runs", "Finished runs and fires that did not run", labels=["task", "status"]
+        )
+        for (task, status), n in list(self.runs.items()):
+            runs.add_metric([task, status], float(n))
+        yield runs
+        durations = HistogramMetricFamily(
+            "cronstack_run_duration_seconds", "Run duration", labels=["task"]
+        )
+        for task, h in list(self.durations.items()):
+            durations.add_metric([task], h.exposition(), h.sum)
+        yield durations
+        lag = HistogramMetricFamily(
+            "cronstack_fire_lag_seconds",
+            "Scheduled fires: start of the run minus its slot (includes jitter)",
+        )
+        lag.add_metric([], self.lag.exposition(), self.lag.sum)
+        yield lag
 
 
 def pool_usage(ds: DataSource) -> dict[str, int]:
@@ -120,19 +179,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.runs = Counter(
-            "cronstack_runs", "Finished runs and fires that did not run", ["task", "status"],
-            registry=r,
-        )  # fmt: skip
-        self.run_duration = Histogram(
-            "cronstack_run_duration_seconds", "Run duration", ["task"],
-            buckets=RUN_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.fire_lag = Histogram(
-            "cronstack_fire_lag_seconds",
-            "Scheduled fires: start of the run minus its slot (includes jitter)",
-            buckets=LAG_BUCKETS, registry=r,
-        )  # fmt: skip
+        self.outcomes = _Outcomes()
         self.skipped = Counter(
             "cronstack_fires_skipped", "Fires skipped (overlap)", ["task"], registry=r
         )
@@ -177,20 +224,27 @@ class Metrics:
     def observe(self, outcome: Outcome) -> None:
         """OutcomeListener: count the outcome, its duration, lag and failed steps."""
         task = outcome.task
-        self.runs.labels(task, outcome.status).inc()
-        if outcome.status == SKIPPED:
+        status = outcome.status
+        counts = self.outcomes
+        key = (task, status)
+        counts.runs[key] = counts.runs.get(key, 0) + 1
+        if status == SKIPPED:
             self.skipped.labels(task).inc()
             return
-        if outcome.status == MISSED:
+        if status == MISSED:
             self.missed.labels(task, missed_reason(outcome.reason)).inc()
             return
-        duration = outcome.duration_ms
-        if duration is not None:
-            self.run_duration.labels(task).observe(duration / 1000)
-        if outcome.trigger == "schedule" and outcome.attempt == 1 and outcome.started_at:
-            self.fire_lag.observe(max(0.0, (outcome.started_at - outcome.scheduled_at) / 1000))
-        if outcome.result is not None:
-            for rec in outcome.result.trace:
+        started, finished = outcome.started_at, outcome.finished_at
+        if started is not None and finished is not None:
+            histogram = counts.durations.get(task)
+            if histogram is None:
+                histogram = counts.durations[task] = _Histogram(RUN_BUCKETS)
+            histogram.observe((finished - started) / 1000)
+            if outcome.trigger == "schedule" and outcome.attempt == 1:
+                counts.lag.observe(max(0.0, (started - outcome.scheduled_at) / 1000))
+        result = outcome.result
+        if result is not None and status != SUCCEEDED:
+            for rec in result.trace:
                 if rec.status == "failed":
                     self.step_errors.labels(rec.function).inc()
 
@@ -225,4 +279,4 @@ def value(registry: CollectorRegistry, name: str, labels: dict[str, str] | None 
     return 0.0 if got is None else got
 
 
-__all__ = ["CONTENT_TYPE", "Metrics", "ObservingRecorder", "OutcomeListener", "missed_reason"]
+__all__ = ["CONTENT_TYPE", "Metrics", "ObservingRecorder", "missed_reason"]

@@ -21,3 +21,5 @@ class Resources:
     http: HttpClient | None = None
     cache: Cache | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    # Base URLs of named outside services, e.g. "email.resend" ([email] in the config).
+    endpoints: Mapping[str, str] = field(default_factory=dict)

@@ -66,8 +66,37 @@ class Cache(ABC):
     async def expire(self, key: str, ttl: float) -> bool:
         """Set the key's time to live; False if the key does not exist."""
 
+    # Lists (XanoScript's redis.push/pop/range…): items stored as JSON, like every value.
+
+    @abstractmethod
+    async def push(self, key: str, value: Any, *, front: bool = False) -> int:
+        """Append (or prepend) to the list at `key` (created if missing); the new length."""
+
+    @abstractmethod
+    async def pop(self, key: str, *, front: bool = False) -> Any:
+        """Remove and return the list's last (or first) item; None when empty or missing."""
+
+    @abstractmethod
+    async def range(self, key: str, start: int, stop: int) -> list[Any]:
+        """Items `start` to `stop` included (negative counts from the end), as Redis LRANGE."""
+
+    @abstractmethod
+    async def length(self, key: str) -> int: ...
+
+    @abstractmethod
+    async def remove(self, key: str, value: Any, count: int = 0) -> int:
+        """Remove items equal to `value` (all when count is 0, else the first `count`)."""
+
+    @abstractmethod
+    async def keys(self, pattern: str) -> list[str]:
+        """Keys matching a glob (`user_*`), under the prefix, returned without it."""
+
     @abstractmethod
     async def close(self) -> None: ...
+
+
+def _not_a_list(key: str) -> CacheError:
+    return CacheError(f'cache "{key}" holds a value that is not a list')
 
 
 class MemoryCache(Cache):
@@ -153,6 +182,73 @@ class MemoryCache(Cache):
             return False
         self._store(key, entry[0], self._deadline(ttl))
         return True
+
+    def _list(self, key: str) -> tuple[list[Any], float | None]:
+        entry = self._live(key)
+        if entry is None:
+            return [], None
+        value = orjson.loads(entry[0])
+        if not isinstance(value, list):
+            raise _not_a_list(key)
+        return value, entry[1]
+
+    async def push(self, key: str, value: Any, *, front: bool = False) -> int:
+        items, deadline = self._list(key)
+        _dumps(value)  # refuse what Redis could not store either
+        items.insert(0, value) if front else items.append(value)
+        self._store(key, _dumps(items), deadline)
+        return len(items)
+
+    async def pop(self, key: str, *, front: bool = False) -> Any:
+        items, deadline = self._list(key)
+        if not items:
+            return None
+        value = items.pop(0 if front else -1)
+        if items:
+            self._store(key, _dumps(items), deadline)
+        else:  # Redis drops an emptied list
+            del self._data[self.prefix + key]
+        return value
+
+    async def range(self, key: str, start: int, stop: int) -> list[Any]:
+        items, _ = self._list(key)
+        n = len(items)
+        lo = max(start + n if start < 0 else start, 0)
+        hi = stop + n if stop < 0 else stop
+        return items[lo : hi + 1]
+
+    async def length(self, key: str) -> int:
+        return len(self._list(key)[0])
+
+    async def remove(self, key: str, value: Any, count: int = 0) -> int:
+        items, deadline = self._list(key)
+        target = _dumps(value)
+        kept: list[Any] = []
+        removed = 0
+        for item in items:
+            if (count == 0 or removed < count) and _dumps(item) == target:
+                removed += 1
+            else:
+                kept.append(item)
+        if removed:
+            if kept:
+                self._store(key, _dumps(kept), deadline)
+            else:
+                del self._data[self.prefix + key]
+        return removed
+
+    async def keys(self, pattern: str) -> list[str]:
+        from fnmatch import fnmatchcase
+
+        now = self._clock()
+        plen = len(self.prefix)
+        return sorted(
+            k[plen:]
+            for k, (_, d) in self._data.items()
+            if k.startswith(self.prefix)
+            and (d is None or d > now)
+            and fnmatchcase(k[plen:], pattern)
+        )
 
     def ttl(self, key: str) -> float | None:
         """Seconds left for a key (None: no expiry or missing); for tests and introspection."""
@@ -263,6 +359,58 @@ class RedisCache(Cache):
             return bool(await self._redis.pexpire(self.prefix + key, _ms(ttl) or 1))
         except redis_errors.RedisError as exc:
             raise self._fail("expire", key, exc) from None
+
+    async def push(self, key: str, value: Any, *, front: bool = False) -> int:
+        raw = _dumps(value)
+        try:
+            full = self.prefix + key
+            added = self._redis.lpush(full, raw) if front else self._redis.rpush(full, raw)
+            return int(await added)
+        except redis_errors.RedisError as exc:
+            raise self._list_fail("push", key, exc) from None
+
+    async def pop(self, key: str, *, front: bool = False) -> Any:
+        try:
+            full = self.prefix + key
+            raw = await (self._redis.lpop(full) if front else self._redis.rpop(full))
+        except redis_errors.RedisError as exc:
+            raise self._list_fail("pop", key, exc) from None
+        return _loads(raw)  # type: ignore[arg-type]
+
+    async def range(self, key: str, start: int, stop: int) -> list[Any]:
+        try:
+            raws = await self._redis.lrange(self.prefix + key, start, stop)
+        except redis_errors.RedisError as exc:
+            raise self._list_fail("range", key, exc) from None
+        return [_loads(r) for r in raws]
+
+    async def length(self, key: str) -> int:
+        try:
+            return int(await self._redis.llen(self.prefix + key))
+        except redis_errors.RedisError as exc:
+            raise self._list_fail("count", key, exc) from None
+
+    async def remove(self, key: str, value: Any, count: int = 0) -> int:
+        try:
+            return int(await self._redis.lrem(self.prefix + key, count, _dumps(value).decode()))
+        except redis_errors.RedisError as exc:
+            raise self._list_fail("remove", key, exc) from None
+
+    async def keys(self, pattern: str) -> list[str]:
+        plen = len(self.prefix)
+        try:
+            found = [
+                (k.decode() if isinstance(k, bytes) else k)[plen:]
+                async for k in self._redis.scan_iter(match=self.prefix + pattern, count=500)
+            ]
+        except redis_errors.RedisError as exc:
+            raise self._fail("keys", pattern, exc) from None
+        return sorted(found)
+
+    def _list_fail(self, op: str, key: str, exc: Exception) -> CacheError:
+        if isinstance(exc, redis_errors.ResponseError) and "WRONGTYPE" in str(exc):
+            return _not_a_list(key)
+        return self._fail(op, key, exc)
 
     async def close(self) -> None:
         await self._redis.aclose()

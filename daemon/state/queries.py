@@ -91,8 +91,11 @@ class RunQueries:
             row["error"] = decode_json_text(row["error"])
             out.setdefault(row["task"], []).append(row)
         for runs in out.values():
-            # Neither join promises an order across its output: newest first, per task.
-            runs.sort(key=lambda r: (r["scheduled_at"], r["attempt"] or 0), reverse=True)
+            # Neither join promises an order across its output: newest first, per task, with
+            # run_id breaking ties as in every other read (manual runs of one instant).
+            runs.sort(
+                key=lambda r: (r["scheduled_at"], r["attempt"] or 0, r["run_id"]), reverse=True
+            )
         return out
 
     async def last_success(self) -> dict[str, int]:

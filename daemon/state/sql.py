@@ -120,6 +120,11 @@ _STATEMENTS: Final[dict[str, tuple[str, str] | str]] = {
         " heartbeat_at = excluded.heartbeat_at"
     ),
     "instance_heartbeat": "UPDATE cronstack_instances SET heartbeat_at = {NOW} WHERE instance = $1",
+    # Replicas whose heartbeat is younger than a lease ($1 ms): they share the claims.
+    "live_instances": (
+        "SELECT instance FROM cronstack_instances WHERE heartbeat_at > {NOW} - $1 ORDER BY instance"
+    ),
+    "unregister_instance": "DELETE FROM cronstack_instances WHERE instance = $1",
     # --- claims: own (task, slot, attempt) before any side effect ------------------------------
     # $1 instance, $2 lease owner, $3 lease ms, $4 started_at, $5 early tolerance ms; the batch
     # from $6: (run_id, task, slot_id, scheduled_at, trigger, attempt, skip, token).
@@ -230,6 +235,51 @@ _STATEMENTS: Final[dict[str, tuple[str, str] | str]] = {
         RETURNING run_id
         """,  # SQLite's RETURNING sees only the updated table, by unqualified names
     ),
+    # --- final states a previous process spooled at exit (state/spool.py): its leases may have
+    # expired and a survivor may have marked the rows interrupted; the token still proves them.
+    "finish_spooled": (
+        """
+        UPDATE cronstack_runs r SET status = v.status,
+            started_at = COALESCE(v.started_at, r.started_at),
+            finished_at = v.finished_at,
+            duration_ms = COALESCE(v.duration_ms,
+                v.finished_at - COALESCE(v.started_at, r.started_at)),
+            error = v.error::jsonb, trace = v.trace::jsonb, reason = v.reason,
+            lease_expires_at = NULL
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[],
+                    $6::bigint[], $7::text[], $8::text[], $9::text[])
+            AS v(run_id, token, status, started_at, finished_at, duration_ms, error, trace,
+                 reason)
+        WHERE r.run_id = v.run_id AND r.lease_token = v.token
+          AND r.status IN ('running', 'interrupted')
+        RETURNING r.run_id
+        """,
+        f"""
+        UPDATE cronstack_runs AS r SET status = v.status,
+            started_at = COALESCE(v.started_at, r.started_at),
+            finished_at = v.finished_at,
+            duration_ms = COALESCE(v.duration_ms,
+                v.finished_at - COALESCE(v.started_at, r.started_at)),
+            error = v.error, trace = v.trace, reason = v.reason, lease_expires_at = NULL
+        FROM (SELECT {
+            _fields(
+                "run_id",
+                "token",
+                "status",
+                "started_at",
+                "finished_at",
+                "duration_ms",
+                "error",
+                "trace",
+                "reason",
+            )
+        }
+              FROM json_each($1)) AS v
+        WHERE r.run_id = v.run_id AND r.lease_token = v.token
+          AND r.status IN ('running', 'interrupted')
+        RETURNING run_id
+        """,
+    ),
     # --- the latest slot each task considered (catch-up after downtime starts there) ----------
     "save_slots": (
         "INSERT INTO cronstack_task_state (task, last_slot)"
@@ -241,6 +291,15 @@ _STATEMENTS: Final[dict[str, tuple[str, str] | str]] = {
         f" SELECT {_fields('task', 'last_slot')} FROM json_each($1) WHERE true"
         " ON CONFLICT (task) DO UPDATE"
         " SET last_slot = max(COALESCE(cronstack_task_state.last_slot, 0), excluded.last_slot)",
+    ),
+    # Which of these (run_id, token) claims wrote our row, after a lost reply ($1 our owner).
+    "own_claims": (
+        "SELECT r.run_id FROM cronstack_runs r"
+        " JOIN unnest($2::text[], $3::text[]) AS v(run_id, token)"
+        " ON r.run_id = v.run_id AND r.lease_token = v.token WHERE r.lease_owner = $1",
+        f"SELECT r.run_id FROM cronstack_runs r JOIN (SELECT {_fields('run_id', 'token')}"
+        " FROM json_each($2)) AS v ON r.run_id = v.run_id AND r.lease_token = v.token"
+        " WHERE r.lease_owner = $1",
     ),
     "last_slots": "SELECT task, last_slot FROM cronstack_task_state WHERE last_slot IS NOT NULL",
     # --- leases -------------------------------------------------------------------------------

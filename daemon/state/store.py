@@ -7,7 +7,8 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import structlog
 
 from daemon.core.aio import BackgroundTasks
 from daemon.core.errors import DatabaseError
+from daemon.core.outage import Outage
 from daemon.core.runs import (
     BUSY,
     EARLY,
@@ -24,17 +26,19 @@ from daemon.core.runs import (
     SKIPPED,
     WON,
     Claim,
-    LogRecorder,
     Outcome,
+    log_outcome,
 )
 from daemon.core.secrets import mask_value
 from daemon.resources.db import create_datasource
 from daemon.resources.db.base import DataSource
 from daemon.resources.db.sqlite import SqliteDataSource
+from daemon.state import spool
 from daemon.state.dbclock import DatabaseClock
 from daemon.state.lock import FileLock, StoreLockedError
 from daemon.state.migrations import migrate
 from daemon.state.queries import RunQueries
+from daemon.state.spool import Spooled
 from daemon.state.sql import Dialect, dialect_named, statements
 
 log = structlog.get_logger("cronstack.store")
@@ -43,11 +47,28 @@ log = structlog.get_logger("cronstack.store")
 TRACE_OUTPUT_BYTES = 2048
 # Rows deleted per retention statement, so pruning never holds long locks.
 PRUNE_BATCH = 500
-PRUNE_INTERVAL = 60.0
+# Every PRUNE_INTERVAL the next PRUNE_TASKS tasks (round-robin): retention holds one connection
+# of the state pool for a short while, never the pool (claims come first).
+PRUNE_INTERVAL = 10.0
+PRUNE_TASKS = 200
+# Each task's latest slot considered is saved this often (and at close): catch-up after a
+# restart starts there. Saving it with every flush wrote a row per task 5 times a second; a
+# slot saved late is harmless (its row exists, so a catch-up of it is refused by the key).
+SLOTS_INTERVAL = 5.0
+# Write-behind limit: with this many rows queued the store is `behind` and the scheduler holds
+# new fires (they are recorded missed if they wait past their misfire grace) until it catches up:
+# memory stays bounded however long the database is slow or gone.
+MAX_QUEUED = 50_000
 # Write-behind: flush at this many queued writes, or this long after the first one.
 FLUSH_ROWS = 500
 FLUSH_INTERVAL = 0.2
 MAX_RETRY_DELAY = 2.0
+# Claim statements in flight at once on a shared (PostgreSQL) store, and the fewest claims a
+# statement carries when a batch is split between them.
+CLAIM_CONCURRENCY = 3
+# How often the live replicas are counted (for the claim shares), seconds.
+PARTITION_REFRESH = 2.0
+MIN_CLAIM_CHUNK = 100
 # The claim refuses (EARLY) a scheduled slot further ahead of the database clock than this (ms):
 # the backstop for a process whose clock is not (yet) corrected.
 EARLY_TOLERANCE_MS = 1000
@@ -67,11 +88,12 @@ class _Pending:
     """Queued writes, grouped by statement shape."""
 
     updates: list[tuple[Any, ...]] = field(default_factory=list)  # fenced final states
-    inserts: list[tuple[Any, ...]] = field(default_factory=list)  # rows that never ran
-    slots: dict[str, int] = field(default_factory=dict)  # task -> latest slot considered
+    inserts: list[tuple[Any, ...]] = field(default_factory=list)  # rows without a claim
+    # run_id -> whole row, for updates whose claim is unsure: inserted if the update finds none
+    fallbacks: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
     def __len__(self) -> int:
-        return len(self.updates) + len(self.inserts) + len(self.slots)
+        return len(self.updates) + len(self.inserts)
 
 
 def trace_summary(outcome: Outcome) -> list[dict[str, Any]] | None:
@@ -131,8 +153,11 @@ class StateStore:
         retention: float = 30 * 86400.0,
         max_runs: int = 10_000,
         flush_interval: float = FLUSH_INTERVAL,
+        spool_dir: Path | None = None,
     ) -> None:
         self.ds = ds
+        # Where final writes that could not be made before exit wait for the next start.
+        self.spool_dir = spool_dir
         self.dialect: Dialect = dialect_named(ds.dialect)
         self.q = statements(self.dialect)
         self.queries = RunQueries(ds, self.dialect, self.q)
@@ -144,18 +169,33 @@ class StateStore:
         self.default_policy = TaskPolicy(True, retention, max_runs)
         self.policies: dict[str, TaskPolicy] = {}
         self.flush_interval = flush_interval
-        self.logger = LogRecorder()
+        # Writes the outcome's log line (the service passes ops.logs.log_outcome).
+        self.log_outcome: Callable[[Outcome], None] = log_outcome
         self._owned: dict[str, str] = {}  # run_id -> lease token of our running rows
+        # run_id -> token of claims whose answer was lost: our row may or may not exist.
+        self._ambiguous: dict[str, str] = {}
+        self.outage = Outage("state store")
         self._pending = _Pending()
         self._flushing: _Pending | None = None
+        self._slots: dict[str, int] = {}  # task -> latest slot considered, not saved yet
+        self._slots_saved = time.monotonic()
+        self._prune_from = 0  # where the next retention round starts in the task list
         self._has_work = asyncio.Event()
         self._full = asyncio.Event()  # FLUSH_ROWS queued (or closing): flush without waiting
         self._flushed = asyncio.Event()
+        self._room = asyncio.Event()  # set while fewer than MAX_QUEUED rows are queued
+        self._room.set()
         self._claims: list[tuple[Claim, asyncio.Future[str]]] = []
         self._claim_task: asyncio.Task[None] | None = None
         self._background = BackgroundTasks("store_task_failed")
         self._lock: FileLock | None = None
         self._closed = False
+        # Claimer: a SQLite store serves one process (file lock): runs without outside effects
+        # need no claim (see core.abc.Claimer).
+        self.exclusive = not self.dialect.shared_clock
+        # Claimer: (our rank, live replicas), from the instances' heartbeats.
+        self.partition: tuple[int, int] = (0, 1)
+        self._registered = False
         self.writes = 0  # statements that wrote, for benchmarks
         self.claiming = 0  # claims waiting for the database (tests on a fake clock wait for 0)
 
@@ -173,13 +213,23 @@ class StateStore:
             self._lock.acquire()
         try:
             await self._open_ds()
+            if isinstance(self.ds, SqliteDataSource):
+                # WAL with synchronous=NORMAL: a commit survives a crash of the process (the WAL
+                # is in the OS's hands); only a power cut can lose the last moments of history,
+                # never corrupt it. FULL's fsync per commit cost a flush's worth of latency.
+                await self.ds.execute("PRAGMA synchronous=NORMAL", [])
             await migrate(self.ds)
             if exclusive:
+                # First what a previous process finished but could not write: those runs end
+                # as they ended, not as `interrupted`.
+                await self._replay_spools()
                 now = int(time.time() * 1000)
                 await self.ds.execute(
                     self.q["register_instance"],
                     [self.instance, socket.gethostname(), os.getpid(), now],
                 )
+                self._registered = True
+                await self.refresh_partition()
                 # Before the scheduler arms: its first deadlines are already on the
                 # database's clock.
                 await self.clock.sync()
@@ -224,19 +274,73 @@ class StateStore:
         self._full.set()
         try:
             async with asyncio.timeout(timeout):
-                while len(self._pending) or self._flushing is not None:
+                while len(self._pending) or self._slots or self._flushing is not None:
                     if not self._background:
-                        await self.flush()
+                        try:
+                            await self.flush(slots=True)
+                        except Exception as exc:  # keep trying until the timeout, then spool
+                            self.outage.failed(exc)
+                            await asyncio.sleep(self.flush_interval)
                     else:
                         self._has_work.set()
                         self._flushed.clear()
                         await self._flushed.wait()
         except TimeoutError:
-            log.error("history_not_flushed", queued=len(self._pending), timeout_s=timeout)
-        await self._background.cancel()
+            pass
+        await self._background.cancel()  # a flush cut short puts its rows back in the queue
+        if len(self._pending) or self._slots:
+            self._spool(timeout)
+        if self._registered:
+            # Leaving: the other replicas take our share of the claims from their next beat.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1.0):
+                    await self.ds.execute(self.q["unregister_instance"], [self.instance])
         with contextlib.suppress(Exception):
             await self.ds.close()
         self._release_lock()
+
+    def _spool(self, timeout: float) -> None:
+        """Keep what could not be written (the store did not answer within `timeout`) in a
+        spool file for the next start; only if that fails too is it lost, and said so."""
+        pending, slots = self._pending, self._slots
+        spooled = Spooled(pending.updates, pending.fallbacks, pending.inserts, slots)
+        queued = len(spooled)
+        self._pending, self._slots = _Pending(), {}
+        if self.spool_dir is not None:
+            try:
+                path = spool.write(self.spool_dir, self.owner, spooled)
+            except OSError as exc:
+                log.error("history_not_spooled", queued=queued, error=str(exc))
+            else:
+                log.warning("history_spooled", queued=queued, file=str(path), timeout_s=timeout)
+                return
+        log.error("history_not_flushed", queued=queued, timeout_s=timeout)
+
+    async def _replay_spools(self) -> None:
+        """Write every spool file left by a process that exited with writes still queued."""
+        if self.spool_dir is None:
+            return
+        with spool.claimed(self.spool_dir) as spools:
+            for path, spooled in spools:
+                done = 0
+                if spooled.updates:
+                    for i in range(0, len(spooled.updates), self.dialect.batch_rows):
+                        part = spooled.updates[i : i + self.dialect.batch_rows]
+                        rows = await self.ds.fetch(
+                            self.q["finish_spooled"], self.dialect.batch(part)
+                        )
+                        done += len(rows)
+                        found = {r["run_id"] for r in rows}
+                        spooled.inserts.extend(
+                            spooled.fallbacks[r[0]]
+                            for r in part
+                            if r[0] not in found and r[0] in spooled.fallbacks
+                        )
+                if spooled.inserts:
+                    done += len(await self._insert_rows(spooled.inserts))
+                if spooled.slots:
+                    await self._save_slots(spooled.slots)
+                log.info("history_spool_replayed", file=str(path), rows=done)
 
     # --- configuration --------------------------------------------------------------------------
 
@@ -278,33 +382,71 @@ class StateStore:
         await asyncio.sleep(0)
         batch, self._claims = self._claims, []
         self._claim_task = None
-        chunk = self.dialect.batch_rows
-        for i in range(0, len(batch), chunk):
-            part = batch[i : i + chunk]
+        # Chunks go out in order. A small batch is cut into a few chunks on one connection: the
+        # runs of a chunk start while the next chunk's statement is in the database. A big one
+        # (10,000 fires) goes out on up to CLAIM_CONCURRENCY connections at once (PostgreSQL),
+        # so later chunks do not wait for every earlier round trip. SQLite: one connection.
+        chunk = min(self.dialect.batch_rows, max(MIN_CLAIM_CHUNK, -(-len(batch) // 4)))
+        parts = deque(batch[i : i + chunk] for i in range(0, len(batch), chunk))
+        concurrency = 1
+        if self.dialect.shared_clock and len(batch) > 2 * self.dialect.batch_rows:
+            concurrency = CLAIM_CONCURRENCY
+        workers = min(len(parts), concurrency)
+        await asyncio.gather(*(self._claim_parts(parts) for _ in range(workers)))
+
+    async def _claim_parts(self, parts: deque[list[tuple[Claim, asyncio.Future[str]]]]) -> None:
+        while parts:
+            part = parts.popleft()
+            claims = [c for c, _ in part]
+            tokens = self._tokens(claims)
             try:
-                results = await self.claim_many([c for c, _ in part])
+                results = await self.claim_many(claims, tokens)
             except Exception as exc:
+                # Unknown whether the rows were written (a reply lost after the commit): the
+                # scheduler records these fires missed, and their final rows are written as an
+                # update of our own row if it exists, else as an insert (`enqueue`).
+                self._ambiguous.update(tokens)
+                self.outage.failed(exc)
                 for _, fut in part:
                     if not fut.done():
                         fut.set_exception(exc)
                 continue
             finally:
                 self.claiming -= len(part)
+            self.outage.recovered()
             for c, fut in part:
                 if not fut.done():
                     fut.set_result(results.get(c.run_id, LOST))
 
-    async def claim_many(self, claims: Sequence[Claim]) -> dict[str, str]:
-        """One statement for many claims (retried once: a pool connection may have died)."""
-        try:
-            return await self._claim_many(claims)
-        except DatabaseError:
-            return await self._claim_many(claims)
-
-    async def _claim_many(self, claims: Sequence[Claim]) -> dict[str, str]:
-        # One urandom call for the whole batch, cut into 16-hex-digit tokens.
+    @staticmethod
+    def _tokens(claims: Sequence[Claim]) -> dict[str, str]:
+        """A lease token per claim: one urandom call for the batch, cut into 16 hex digits."""
         pool = os.urandom(8 * len(claims)).hex()
-        tokens = {c.run_id: pool[16 * i : 16 * i + 16] for i, c in enumerate(claims)}
+        return {c.run_id: pool[16 * i : 16 * i + 16] for i, c in enumerate(claims)}
+
+    async def claim_many(
+        self, claims: Sequence[Claim], tokens: dict[str, str] | None = None
+    ) -> dict[str, str]:
+        """One statement for many claims, retried once (a pool connection may have died). A
+        retry after a lost reply finds the first try's rows taken: those are ours when they
+        carry our owner and token, and are reported WON."""
+        tokens = tokens or self._tokens(claims)
+        try:
+            return await self._claim_many(claims, tokens)
+        except DatabaseError:
+            results = await self._claim_many(claims, tokens)
+        unsure = [c for c in claims if results.get(c.run_id) in (LOST, BUSY)]
+        if unsure:
+            ours = await self.ds.fetch(
+                self.q["own_claims"],
+                [self.owner, *self.dialect.batch([(c.run_id, tokens[c.run_id]) for c in unsure])],
+            )
+            for row in ours:
+                results[row["run_id"]] = WON
+                self._owned[row["run_id"]] = tokens[row["run_id"]]
+        return results
+
+    async def _claim_many(self, claims: Sequence[Claim], tokens: dict[str, str]) -> dict[str, str]:
         started = int(time.time() * 1000)
         rows = await self.ds.fetch(
             self.q["claim"],
@@ -337,9 +479,9 @@ class StateStore:
                 results[c.run_id] = EARLY
                 continue
             if c.trigger in ("schedule", "catch_up"):
-                slot = self._pending.slots.get(c.task)
+                slot = self._slots.get(c.task)
                 if slot is None or c.scheduled_at > slot:
-                    self._pending.slots[c.task] = c.scheduled_at
+                    self._slots[c.task] = c.scheduled_at
             if c.run_id in won:
                 self._owned[c.run_id] = tokens[c.run_id]
                 results[c.run_id] = WON
@@ -360,15 +502,13 @@ class StateStore:
             inserted = await self._insert_rows(rows_in)
             for c in busy:
                 results[c.run_id] = BUSY if c.run_id in inserted else LOST
-        if len(self._pending.slots):
-            self._has_work.set()
         return results
 
     # --- recording (write-behind) ---------------------------------------------------------------
 
     async def record(self, outcome: Outcome) -> None:
         """RunRecorder: log the outcome and queue its row; never blocks on the database."""
-        await self.logger.record(outcome)
+        self.log_outcome(outcome)
         self.enqueue(outcome)
 
     def enqueue(self, outcome: Outcome) -> None:
@@ -376,7 +516,15 @@ class StateStore:
         trace = trace_summary(outcome) if policy.request_history else None
         error = mask_value(outcome.error) if outcome.error else None
         token = self._owned.pop(outcome.run_id, None)
+        unsure = False
+        if token is None and self._ambiguous:
+            token = self._ambiguous.pop(outcome.run_id, None)
+            unsure = token is not None
         if token is not None:
+            if unsure:
+                # Its claim may or may not have been written: update our row if it exists,
+                # else insert (`flush` turns the update that finds no row into this insert).
+                self._pending.fallbacks[outcome.run_id] = self._row(outcome, error, trace)
             self._pending.updates.append(
                 (
                     outcome.run_id,
@@ -391,61 +539,90 @@ class StateStore:
                 )
             )
         else:
-            self._pending.inserts.append(
-                (
-                    outcome.run_id,
-                    outcome.task,
-                    outcome.slot_id,
-                    outcome.scheduled_at,
-                    outcome.trigger,
-                    outcome.attempt,
-                    self.instance,
-                    outcome.status,
-                    outcome.started_at,
-                    outcome.finished_at,
-                    outcome.duration_ms,
-                    self._json_in(error),
-                    self._json_in(trace),
-                    outcome.reason,
-                )
-            )
+            self._pending.inserts.append(self._row(outcome, error, trace))
         if outcome.trigger in ("schedule", "catch_up"):
-            slot = self._pending.slots.get(outcome.task)
+            slot = self._slots.get(outcome.task)
             if slot is None or outcome.scheduled_at > slot:
-                self._pending.slots[outcome.task] = outcome.scheduled_at
+                self._slots[outcome.task] = outcome.scheduled_at
         self._has_work.set()
-        if len(self._pending) >= FLUSH_ROWS:
+        queued = len(self._pending)
+        if queued >= FLUSH_ROWS:
             self._full.set()
+        if queued >= MAX_QUEUED and self._room.is_set():
+            self._room.clear()
+            log.warning("state_store_behind", queued=queued, limit=MAX_QUEUED)
+
+    def _row(self, outcome: Outcome, error: Any, trace: Any) -> tuple[Any, ...]:
+        """An outcome as a whole run row (RUN_COLUMNS order)."""
+        return (
+            outcome.run_id,
+            outcome.task,
+            outcome.slot_id,
+            outcome.scheduled_at,
+            outcome.trigger,
+            outcome.attempt,
+            self.instance,
+            outcome.status,
+            outcome.started_at,
+            outcome.finished_at,
+            outcome.duration_ms,
+            self._json_in(error),
+            self._json_in(trace),
+            outcome.reason,
+        )
+
+    @property
+    def behind(self) -> bool:
+        """Claimer: too many writes queued; new fires wait (`wait_ready`)."""
+        return not self._room.is_set()
+
+    async def wait_ready(self) -> None:
+        """Claimer: wait until the queue is back under its limit."""
+        await self._room.wait()
+
+    def _check_room(self) -> None:
+        if not self._room.is_set() and len(self._pending) < MAX_QUEUED // 2:
+            self._room.set()
+            log.info("state_store_caught_up", queued=len(self._pending))
 
     @property
     def queued(self) -> int:
-        return len(self._pending) + (len(self._flushing) if self._flushing is not None else 0)
+        flushing = len(self._flushing) if self._flushing is not None else 0
+        return len(self._pending) + flushing + len(self._slots)
 
-    async def flush(self) -> None:
-        """Write everything queued now; on failure it stays queued (and raises)."""
+    async def flush(self, *, slots: bool = False) -> None:
+        """Write everything queued now, and the tasks' latest slots when `slots` or when they
+        are due (SLOTS_INTERVAL); on failure it stays queued (and raises)."""
         if self._flushing is not None:
             return
         batch, self._pending = self._pending, _Pending()
-        if not len(batch):
-            return
         self._flushing = batch
         try:
             if batch.updates:
-                await self._update_finals(batch.updates)
+                fenced = await self._update_finals(batch.updates, batch.fallbacks)
                 batch.updates = []
+                batch.inserts.extend(batch.fallbacks[run_id] for run_id in fenced)
+                batch.fallbacks = {}
             if batch.inserts:
                 await self._insert_rows(batch.inserts)
                 batch.inserts = []
-            if batch.slots:
-                await self._save_slots(batch.slots)
-                batch.slots = {}
+            due = slots or time.monotonic() - self._slots_saved >= SLOTS_INTERVAL
+            self._check_room()
+            if self._slots and due:
+                saving, self._slots = self._slots, {}
+                try:
+                    await self._save_slots(saving)
+                except BaseException:
+                    for task, slot in saving.items():
+                        if slot > self._slots.get(task, slot - 1):
+                            self._slots[task] = slot
+                    raise
+                self._slots_saved = time.monotonic()
         except BaseException:
             # Put back what did not reach the store, ahead of newer writes.
             self._pending.updates[:0] = batch.updates
             self._pending.inserts[:0] = batch.inserts
-            for task, slot in batch.slots.items():
-                if slot > self._pending.slots.get(task, slot - 1):
-                    self._pending.slots[task] = slot
+            self._pending.fallbacks.update(batch.fallbacks)
             raise
         finally:
             self._flushing = None
@@ -463,10 +640,12 @@ class StateStore:
             self._has_work.clear()
             self._full.clear()
             try:
-                await self.flush()
+                await self.flush(slots=self._closed)
                 delay = self.flush_interval
+                self.outage.recovered()
             except Exception as exc:
-                log.warning(
+                self.outage.failed(exc)
+                log.debug(
                     "history_write_failed",
                     error=mask_value(str(exc)),
                     queued=len(self._pending),
@@ -479,7 +658,12 @@ class StateStore:
             finally:
                 self._flushed.set()
 
-    async def _update_finals(self, rows: list[tuple[Any, ...]]) -> None:
+    async def _update_finals(
+        self, rows: list[tuple[Any, ...]], fallbacks: Mapping[str, tuple[Any, ...]]
+    ) -> set[str]:
+        """Write final states over our running rows; returns the run_ids of `fallbacks` whose
+        row was not there (their claim never reached the store)."""
+        missing: set[str] = set()
         chunk = self.dialect.batch_rows
         for i in range(0, len(rows), chunk):
             part = rows[i : i + chunk]
@@ -487,11 +671,15 @@ class StateStore:
             self.writes += 1
             fenced = {r[0] for r in part} - {d["run_id"] for d in done}
             for run_id in fenced:
+                if run_id in fallbacks:
+                    missing.add(run_id)
+                    continue
                 log.warning(
                     "final_state_fenced",
                     run_id=run_id,
                     reason="the lease expired or the run was marked interrupted",
                 )
+        return missing
 
     async def _insert_rows(self, rows: list[tuple[Any, ...]]) -> set[str]:
         """Insert run rows (RUN_COLUMNS order); returns the run_ids actually inserted."""
@@ -519,6 +707,21 @@ class StateStore:
         await self.ds.execute(self.q["instance_heartbeat"], [self.instance])
         return count
 
+    async def refresh_partition(self) -> tuple[int, int]:
+        """Who shares the claims: the replicas with a live heartbeat, in name order."""
+        if not self.dialect.shared_clock:
+            return self.partition
+        rows = await self.ds.fetch(self.q["live_instances"], [self.lease_ms])
+        names = [r["instance"] for r in rows]
+        if self.instance not in names:
+            names.append(self.instance)
+            names.sort()
+        partition = (names.index(self.instance), len(names))
+        if partition != self.partition:
+            log.info("replicas", rank=partition[0], live=partition[1])
+        self.partition = partition
+        return partition
+
     async def reap(self) -> int:
         """Mark runs whose lease expired (their process died or lost the store) `interrupted`."""
         return await self._interrupt(
@@ -542,18 +745,33 @@ class StateStore:
 
     async def _heartbeat_loop(self) -> None:
         interval = self.lease_ms / 3000.0
+        # Who shares the claims is looked at more often than leases are renewed: a replica that
+        # leaves (it unregisters) or arrives changes the others' shares within a few seconds.
+        step = min(interval, PARTITION_REFRESH) if self.dialect.shared_clock else interval
+        beat_due = time.monotonic() + interval
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(step)
+            if time.monotonic() < beat_due:
+                try:
+                    await self.refresh_partition()
+                except Exception as exc:
+                    self.outage.failed(exc)
+                continue
+            beat_due = time.monotonic() + interval
             try:
                 await self.heartbeat()
                 await self.reap()
+                await self.refresh_partition()
+                self.outage.recovered()
             except Exception as exc:
-                log.warning("lease_heartbeat_failed", error=mask_value(str(exc)))
+                self.outage.failed(exc)
+                log.debug("lease_heartbeat_failed", error=mask_value(str(exc)))
             try:
                 # Host clocks drift and get stepped: keep following the database's.
                 await self.clock.sync()
             except Exception as exc:
-                log.warning("clock_offset_failed", error=mask_value(str(exc)))
+                self.outage.failed(exc)
+                log.debug("clock_offset_failed", error=mask_value(str(exc)))
 
     # --- task state -----------------------------------------------------------------------------
 
@@ -572,13 +790,20 @@ class StateStore:
 
     # --- retention ------------------------------------------------------------------------------
 
-    async def prune(self, now_ms: int | None = None) -> int:
-        """Delete rows past their task's age or count limit, a small batch per statement."""
+    async def prune(self, now_ms: int | None = None, *, tasks: int | None = None) -> int:
+        """Delete rows past their task's age or count limit, a small batch per statement.
+
+        `tasks`: prune only that many tasks, going round the list across calls (the daemon's
+        retention loop: 10,000 tasks are not 20,000 statements at once); None prunes all."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         rows = await self.ds.fetch(self.q["task_names"], [])
-        names = {r["task"] for r in rows} | set(self.policies)
+        names = sorted({r["task"] for r in rows} | set(self.policies))
+        if tasks is not None and names:
+            start = self._prune_from % len(names)
+            names = (names[start:] + names[:start])[:tasks]
+            self._prune_from = start + len(names)
         deleted = 0
-        for name in sorted(names):
+        for name in names:
             policy = self.policy(name)
             cutoff = now_ms - int(policy.retention * 1000)
             deleted += await self._delete_batches("prune_by_age", [name, cutoff, PRUNE_BATCH])
@@ -600,7 +825,7 @@ class StateStore:
         await asyncio.sleep(min(5.0, PRUNE_INTERVAL))
         while True:
             try:
-                deleted = await self.prune()
+                deleted = await self.prune(tasks=PRUNE_TASKS)
                 if deleted:
                     log.info("history_pruned", deleted=deleted)
             except Exception as exc:
@@ -610,8 +835,14 @@ class StateStore:
 
 def open_state_datasource(url: str, *, base_dir: Path, name: str = "state") -> DataSource:
     """The store's own connection(s) to the state data source: heartbeats must not wait behind
-    task queries for a pooled connection, and reloads must not close it under the store."""
-    return create_datasource(name, url, base_dir=base_dir, min_size=1, max_size=3)
+    task queries for a pooled connection, and reloads must not close it under the store.
+
+    Sized for what it carries at once: CLAIM_CONCURRENCY claim statements, the write-behind
+    flush, the lease heartbeat (with the reaper and the clock) and one retention statement —
+    so neither retention nor a slow flush ever makes a claim wait for a connection."""
+    return create_datasource(
+        name, url, base_dir=base_dir, min_size=2, max_size=CLAIM_CONCURRENCY + 3
+    )
 
 
 __all__ = [

@@ -29,6 +29,7 @@ from daemon.ops.metrics import CONTENT_TYPE
 from daemon.state.queries import RunQueries, run_json
 from daemon.web import dashboard
 from daemon.web.auth import PUBLIC_ROUTES, SESSION_COOKIE, Sessions, safe_next
+from daemon.web.upcoming import UpcomingFires
 from daemon.web.views import TaskViews
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ log = structlog.get_logger("cronstack.admin")
 
 MAX_LIMIT = 1000
 READY_TIMEOUT = 2.0
+TASK_PAGE_RUNS = 50
 # Run ids are 32 hex digits (daemon/core/runs.py); older or foreign ones stay within this. Every
 # identifier from a request is checked before it reaches a query: malformed is 400, a
 # well-formed one that matches nothing 404 (PostgreSQL would refuse a NUL with an error).
@@ -103,6 +105,7 @@ class AdminServer:
         self.sessions = Sessions(token) if token else None
         self.queries = ctx.store.queries if ctx.store is not None else None
         self.views = TaskViews(ctx.scheduler, self.queries)
+        self.upcoming = UpcomingFires(ctx.scheduler)
         # /api/tasks as bytes: (static key, running count), valid until the earliest next fire.
         self._body: tuple[tuple[Any, ...], float, bytes] | None = None
         # Runs triggered here that may not have reached the store yet: their page says "queued".
@@ -128,6 +131,7 @@ class AdminServer:
         r.add_get("/", self.page_tasks)
         r.add_get("/runs", self.page_runs)
         r.add_get("/runs/{run_id}", self.page_run)
+        r.add_get("/tasks/{name}", self.page_task)
         r.add_get("/login", self.page_login)
         r.add_post("/login", self.login)
         r.add_post("/logout", self.logout)
@@ -184,6 +188,7 @@ class AdminServer:
 
     async def close(self) -> None:
         await self.views.close()
+        await self.upcoming.close()
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
@@ -445,11 +450,36 @@ class AdminServer:
     # --- dashboard ------------------------------------------------------------------------------
 
     async def page_tasks(self, request: web.Request) -> web.Response:
+        views = await self.views.task_views()
+        now, lanes = await self.upcoming.lanes()
         return dashboard.tasks_response(
-            await self.views.task_views(),
+            views,
             csrf=self._csrf_for(request),
             running=self.ctx.scheduler.running_count,
             flash=request.query.get("flash", ""),
+            lanes=lanes,
+            now=now,
+            tz=ZoneInfo(self.ctx.default_timezone),
+        )
+
+    async def page_task(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        task = self._task(name)
+        view = next((v for v in await self.views.task_views() if v["name"] == name), None)
+        if view is None:  # reloaded between the two looks
+            raise web.HTTPNotFound(reason=f'unknown task "{name}"')
+        runs: list[dict[str, Any]] = []
+        if self.queries is not None:
+            rows = (await self.queries.recent([name], TASK_PAGE_RUNS)).get(name, [])
+            runs = [run_json(r, task.tz) for r in rows]
+        now, lanes = await self.upcoming.lanes([name])
+        return dashboard.task_response(
+            view,
+            runs,
+            csrf=self._csrf_for(request),
+            lane=lanes[0] if lanes else None,
+            now=now,
+            tz=task.tz,
         )
 
     async def page_runs(self, request: web.Request) -> web.Response:
@@ -514,6 +544,10 @@ class AdminServer:
             run_id = self._trigger(name)
             raise web.HTTPSeeOther(f"/runs/{quote(run_id)}")
         await self._set_paused(name, action == "pause")
+        # A button on the task's own page leads back there; the overview says what happened.
+        back = (await request.post()).get("next")
+        if isinstance(back, str) and back:
+            raise web.HTTPSeeOther(safe_next(back))
         done = "paused" if action == "pause" else "resumed"
         raise web.HTTPSeeOther(f"/?flash={quote(f'{name}: {done}')}")
 

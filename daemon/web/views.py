@@ -35,7 +35,9 @@ FIRES_AHEAD = 2 * RECENT_TTL + 1.0
 
 def _fire_key(task: CompiledTask) -> tuple[str, str]:
     # A schedule is its expression and its zone: tasks sharing both share their next fires.
-    return (task.cron or "", task.tz.key)
+    # (`expression` names event schedules exactly too; their `cron` is None.)
+    schedule = task.schedule
+    return (schedule.expression if schedule is not None else "", task.tz.key)
 
 
 def _ts(fire: tuple[float, str, datetime]) -> float:

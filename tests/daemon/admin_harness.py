@@ -113,8 +113,11 @@ async def harness(
     tasks: list[dict[str, Any]] | None = None,
     state_url: str | None = None,
     extra: str = "",
+    config: Path | None = None,
 ) -> AsyncIterator[Harness]:
-    loaded = await load(write_config(tmp, tasks, extra, state_url=state_url), {})
+    """`config` (written by the caller) replaces the one made from `tasks`, `extra` and
+    `state_url`."""
+    loaded = await load(config or write_config(tmp, tasks, extra, state_url=state_url), {})
     assert not loaded.errors, loaded.errors
     store = store_from_config(loaded.config)
     assert store is not None

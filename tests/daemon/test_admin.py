@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import xml.etree.ElementTree as ET
 from pathlib import Path
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -14,7 +16,7 @@ from structlog.testing import capture_logs
 from daemon.web.auth import PUBLIC_ROUTES
 from daemon.web.client import call
 from daemon.web.server import AdminContext, AdminListenError, AdminServer
-from tests.daemon.admin_harness import TOKEN, Harness, harness
+from tests.daemon.admin_harness import TASKS, TOKEN, Harness, harness
 
 
 def _concrete(path: str) -> str:
@@ -37,7 +39,7 @@ async def test_every_route_but_the_public_ones_needs_the_token(tmp_path: Path) -
         routes = _routes(h)
         assert {r for r in routes if r in PUBLIC_ROUTES} == set(PUBLIC_ROUTES)
         protected = [r for r in routes if r not in PUBLIC_ROUTES]
-        assert len(protected) >= 12
+        assert len(protected) >= 13 and ("GET", "/tasks/{name}") in protected
         for method, path in protected:
             for token in (None, "wrong-token", TOKEN + "x"):
                 headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -229,3 +231,97 @@ async def test_dashboard_login_cookie_and_csrf(tmp_path: Path) -> None:
             # The API itself takes only the header, never the cookie.
             async with s.get(h.url + "/api/tasks") as resp:
                 assert resp.status == 401
+
+
+def _svgs(page: str, cls: str) -> list[ET.Element]:
+    """Every inline <svg class="cls ..."> of a page, parsed as XML (each must be well-formed)."""
+    found = re.findall(rf'<svg class="{cls}[ "].*?</svg>(?:</svg>)?', page, re.S)
+    return [ET.fromstring(svg) for svg in found]
+
+
+async def test_task_page_draws_the_last_runs_and_the_next_fires(tmp_path: Path) -> None:
+    """/tasks/{name}: facts, a strip and a duration chart of its runs (each linked, newest
+    right, missed slots visible), and its lane of the next 24 h."""
+    async with harness(tmp_path) as h:
+        status, page = await h.get("/tasks/hello")
+        assert status == 200 and "no runs yet" in page and "every 10 seconds" in page
+        ran = [(await h.post("/api/tasks/hello/run"))[1]["run_id"] for _ in range(3)]
+        for run_id in ran:
+            await h.wait_run(run_id)
+        await h.post("/api/tasks/hello/pause")
+        await h.clock.advance(20)  # two slots, recorded missed
+        await h.store.flush()
+        status, page = await h.get("/tasks/hello")
+        assert status == 200 and "Last 5 runs" in page
+        assert "3 succeeded, 2 missed" in page and "paused" in page
+        (strip,) = _svgs(page, "strip wide")
+        links = [a.get("href") for a in strip.iter("a")]
+        # Manual runs are slots of the (fake) trigger instant, before the two missed ones.
+        assert links[:3] == [f"/runs/{r}" for r in ran] and len(links) == 5
+        kinds = [u.get("href") for u in strip.iter("use")]
+        assert kinds == ["#cs-ok", "#cs-ok", "#cs-ok", "#cs-ms", "#cs-ms"]
+        (chart,) = _svgs(page, "dur wide")
+        assert len([r for r in chart.iter("rect") if r.get("class") == "d-ok"]) == 3
+        (timeline,) = _svgs(page, "tl")
+        assert "hello" in "".join(timeline.itertext()) and "paused" in page
+        assert 'id="cs-ok"' in page  # the glyphs the marks use are on the page
+        async with h.session.get(
+            h.url + "/tasks/hello", headers={"Authorization": f"Bearer {TOKEN}"}
+        ) as resp:
+            assert "script-src" not in resp.headers["Content-Security-Policy"]
+            assert "default-src 'none'" in resp.headers["Content-Security-Policy"]
+        status, page = await h.get("/tasks/nope")
+        assert status == 404 and "unknown task &quot;nope&quot;" in page
+
+
+async def test_overview_has_strips_and_the_timeline(tmp_path: Path) -> None:
+    """The task list links each task's page, shows its recent runs as a strip, and the page
+    ends with the next 24 hours: a band for the every-10-s task, a tick for the daily one."""
+    async with harness(tmp_path) as h:
+        run_id = (await h.post("/api/tasks/broken/run"))[1]["run_id"]
+        await h.wait_run(run_id)
+        h.server.views.invalidate()
+        status, page = await h.get("/")
+        assert status == 200 and '<a href="/tasks/broken"><b>broken</b></a>' in page
+        (strip,) = _svgs(page, "strip")
+        assert strip.get("role") == "img" and "1 failed" in (strip.findtext("title") or "")
+        (timeline,) = _svgs(page, "tl")
+        text = "".join(timeline.itertext())
+        assert "hello · about every 10 s" in text and "broken · 03:00" in text
+        assert len([r for r in timeline.iter("rect") if r.get("class") == "bd"]) == 1
+        assert len(list(timeline.iter("path"))) == 1
+
+
+async def test_hostile_task_names_stay_text(tmp_path: Path) -> None:
+    """A task named like markup: escaped on the overview and its page, reachable by its URL."""
+    name = "<script>alert('x')</script> & a/b"
+    tasks = [{**TASKS[1], "name": name}]
+    async with harness(tmp_path, tasks=tasks) as h:
+        path = "/tasks/" + quote(name, safe="")
+        for url in ("/", path):
+            status, page = await h.get(url)
+            assert status == 200 and "<script" not in page, url
+            assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; a/b" in page
+        assert f'href="{path}"' in page or f'value="{path}"' in page
+        (timeline,) = _svgs(page, "tl")
+        assert name in "".join(timeline.itertext())
+
+
+async def test_pause_from_the_task_page_returns_there(tmp_path: Path) -> None:
+    """The task page's Pause button posts `next` and lands back on the task page."""
+    async with harness(tmp_path) as h:
+        async with h.session.post(
+            h.url + "/tasks/hello/pause",
+            data={"next": "/tasks/hello"},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            allow_redirects=False,
+        ) as resp:
+            assert resp.status == 303 and resp.headers["Location"] == "/tasks/hello"
+        assert "hello" in h.scheduler.paused
+        async with h.session.post(
+            h.url + "/tasks/hello/resume",
+            data={"next": "https://evil.example/"},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            allow_redirects=False,
+        ) as resp:
+            assert resp.status == 303 and resp.headers["Location"] == "/"

@@ -79,7 +79,7 @@ class Daemon:
         await self.loop_task
         await self.scheduler.cancel_all()
         await idle(self.store)
-        await self.store.flush()
+        await self.store.flush(slots=True)  # as closing the store at shutdown does
 
 
 @pytest.fixture
@@ -152,7 +152,7 @@ async def test_paused_slots_are_missed_and_resume_fires_again(store: StateStore)
 
 
 @settings(
-    max_examples=8,
+    max_examples=12,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -169,6 +169,7 @@ async def test_paused_slots_are_missed_and_resume_fires_again(store: StateStore)
     ),
     jump_at=st.integers(30, 500),
     jump=st.integers(0, 90),
+    inline=st.booleans(),
 )
 # Found by hypothesis: a retry attempt replaced while its claim was in flight left `running`.
 @example(
@@ -179,15 +180,18 @@ async def test_paused_slots_are_missed_and_resume_fires_again(store: StateStore)
     ],
     jump_at=30,
     jump=0,
+    inline=True,
 )
 async def test_every_slot_of_ten_minutes_is_exactly_one_row(
     tmp_path_factory: pytest.TempPathFactory,
     specs: list[tuple[str, float, list[str], bool]],
     jump_at: int,
     jump: int,
+    inline: bool,
 ) -> None:
     """Over a simulated 10 minutes of random overlaps, durations, failures, retries and a clock
-    jump, every slot ends as exactly one attempt-1 row, none left running."""
+    jump, every slot ends as exactly one attempt-1 row, none left running (runs started inline
+    in their batch, and runs in tasks of their own)."""
     tmp = tmp_path_factory.mktemp("prop")
     store = StateStore(create_datasource("s", f"sqlite:///{tmp / 's.db'}", base_dir=tmp))
     await store.open(exclusive=True)
@@ -196,7 +200,14 @@ async def test_every_slot_of_ten_minutes_is_exactly_one_row(
         for i, (overlap, _, _, retried) in enumerate(specs):
             retry = RetryPolicy(max_attempts=2, initial_delay=1, max_delay=2) if retried else None
             tasks.append(
-                make_task(f"t{i}", "*/5 * * * * *", overlap=overlap, retry=retry, misfire_grace=20)
+                make_task(
+                    f"t{i}",
+                    "*/5 * * * * *",
+                    overlap=overlap,
+                    retry=retry,
+                    misfire_grace=20,
+                    inline=inline,
+                )
             )
         clock = FakeClock(START)
         d = Daemon(store, clock, tasks)

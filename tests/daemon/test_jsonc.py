@@ -78,7 +78,7 @@ def test_located_lines() -> None:
     """Each value's start line and an array's item lines are reported."""
     text = '// head\n[\n  {"a": 1},\n  // x\n  {"b": 2}\n]\n{"c": 3}'
     located = loads_jsonc_located(text)
-    assert [(line, items) for _, line, items in located] == [(2, [3, 5]), (7, [])]
+    assert [(line, list(items)) for _, line, items in located] == [(2, [3, 5]), (7, [])]
 
 
 @pytest.mark.parametrize(
@@ -100,3 +100,13 @@ def test_syntax_errors_have_positions(text: str, line: int, column: int, message
     assert (info.value.line, info.value.column) == (line, column)
     assert message in info.value.message
     assert isinstance(info.value, ValueError)
+
+
+def test_plain_json_lines_are_found_on_first_use() -> None:
+    """Plain JSON takes the one-call path; its items' lines are still right when read."""
+    text = '\n[\n  {"a": 1},\n  {"b": [1,\n 2]},\n  {"c": "x,]"}\n]\n'
+    ((value, line, items),) = loads_jsonc_located(text)
+    assert value == [{"a": 1}, {"b": [1, 2]}, {"c": "x,]"}]
+    assert line == 2
+    assert len(items) == 3
+    assert list(items) == [3, 4, 6]

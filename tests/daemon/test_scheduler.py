@@ -40,6 +40,7 @@ def make_task(
     catch_up: str = "none",
     retry: RetryPolicy | None = None,
     fingerprint: bytes | None = None,
+    inline: bool = True,
 ) -> CompiledTask:
     zone = ZoneInfo(tz)
     return CompiledTask(
@@ -63,6 +64,7 @@ def make_task(
         catch_up=catch_up,
         expect_success_within=None,
         fingerprint=fingerprint if fingerprint is not None else f"{name}|{cron}".encode(),
+        inline=inline,
     )
 
 

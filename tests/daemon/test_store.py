@@ -43,6 +43,7 @@ async def stores(db_url: str, tmp_path: Path) -> AsyncIterator[StoreFactory]:
         await cleaner.open()
         await cleaner.execute("DELETE FROM cronstack_runs", [])
         await cleaner.execute("DELETE FROM cronstack_task_state", [])
+        await cleaner.execute("DELETE FROM cronstack_instances", [])
         await cleaner.close()
 
 
@@ -124,6 +125,9 @@ async def test_final_state_write_behind_and_history(stores: StoreFactory) -> Non
         await asyncio.sleep(0.02)
     row = (await s.queries.runs("t"))[0]
     assert row["status"] == "failed" and row["error"] == err and row["duration_ms"] == 5
+    # The task's latest slot is saved on its own schedule (SLOTS_INTERVAL) and at close.
+    assert (await s.last_slots()) == {}
+    await s.flush(slots=True)
     assert (await s.last_slots()) == {"t": 5000}
 
 
@@ -242,7 +246,7 @@ async def test_claim_refuses_a_slot_ahead_of_the_database_clock(
         got = await s.claim_many([ahead, near, manual])
         assert got == {ahead.run_id: EARLY, near.run_id: WON, "m1": WON}
         assert {r["run_id"] for r in await s.queries.runs("t")} == {near.run_id, "m1"}
-        await s.flush()
+        await s.flush(slots=True)
         assert await s.last_slots() == {"t": now + 500}
     finally:
         await s.ds.execute("DELETE FROM cronstack_runs", [])
@@ -286,6 +290,10 @@ async def test_clock_correction_wakes_sleepers() -> None:
 
 class EarlyClaims:
     """A claimer that answers EARLY for one slot a few times, then WON; WON for all others."""
+
+    exclusive = False
+    behind = False
+    partition = (0, 1)
 
     def __init__(self, slot_ms: int, refusals: int) -> None:
         self.slot_ms = slot_ms

@@ -6,6 +6,7 @@ import builtins
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -129,6 +130,12 @@ class DataSource(ABC):
     async def insert_many(
         self, table: TableInfo, columns: list[str], rows: list[tuple[Any, ...]]
     ) -> int: ...
+
+    @abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        """All or nothing (Database Transaction): every statement this task (and the tasks it
+        starts) sends inside the block runs on one pinned connection, committed at the end,
+        rolled back when the block raises. Nested blocks are savepoints."""
 
     def _error(self, exc: BaseException, what: str = "") -> DatabaseError:
         detail = redact_url(str(exc)) or type(exc).__name__

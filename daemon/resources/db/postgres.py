@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,14 @@ class PostgresDataSource(DataSource):
         self.max_size = max_size
         self.statement_timeout = statement_timeout
         self._pool: asyncpg.Pool | None = None
+        # The connection a Database Transaction pinned for the task running it (and its
+        # children): statements go there instead of to the pool.
+        self._pinned: ContextVar[asyncpg.Connection | None] = ContextVar(
+            f"cronstack_pg_tx_{name}", default=None
+        )
+
+    def _target(self) -> asyncpg.Pool | asyncpg.Connection:
+        return self._pinned.get() or self.pool
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -209,12 +218,20 @@ class PostgresDataSource(DataSource):
 
     async def fetch(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         try:
-            records = await self.pool.fetch(sql, *params)
+            records = await self._target().fetch(sql, *params)
         except _PG_ERRORS as exc:
             raise self._query_error(exc) from exc
         return [dict(r) for r in records]
 
     async def fetch_raw(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        pinned = self._pinned.get()
+        if pinned is not None:
+            # Inside a transaction: its connection is reset when the transaction ends.
+            try:
+                records = await pinned.fetch(sql, *params)
+            except _PG_ERRORS as exc:
+                raise self._query_error(exc) from exc
+            return [dict(r) for r in records]
         try:
             async with self.pool.acquire() as conn:
                 lost = False
@@ -235,14 +252,14 @@ class PostgresDataSource(DataSource):
 
     async def fetchrow(self, sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
         try:
-            record = await self.pool.fetchrow(sql, *params)
+            record = await self._target().fetchrow(sql, *params)
         except _PG_ERRORS as exc:
             raise self._query_error(exc) from exc
         return None if record is None else dict(record)
 
     async def execute(self, sql: str, params: Sequence[Any]) -> int:
         try:
-            status = await self.pool.execute(sql, *params)
+            status = await self._target().execute(sql, *params)
         except _PG_ERRORS as exc:
             raise self._query_error(exc) from exc
         # Command tags end with the row count: "DELETE 3", "INSERT 0 1", "UPDATE 0".
@@ -251,7 +268,7 @@ class PostgresDataSource(DataSource):
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         try:
-            await self.pool.executemany(sql, rows)
+            await self._target().executemany(sql, rows)
         except _PG_ERRORS as exc:
             raise self._query_error(exc) from exc
 
@@ -261,9 +278,52 @@ class PostgresDataSource(DataSource):
         if not rows:
             return 0
         try:
-            await self.pool.copy_records_to_table(
+            await self._target().copy_records_to_table(
                 table.name, records=rows, columns=columns, schema_name=table.schema
             )
         except _PG_ERRORS as exc:
             raise self._query_error(exc, f'bulk insert into "{table.name}"') from exc
         return len(rows)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        pinned = self._pinned.get()
+        if pinned is not None:  # nested: a savepoint on the pinned connection
+            async with self._guard(pinned.transaction()):
+                yield
+            return
+        try:
+            conn = await self.pool.acquire()
+        except _PG_ERRORS as exc:
+            raise self._error(exc, "starting a transaction") from exc
+        token = self._pinned.set(conn)
+        try:
+            async with self._guard(conn.transaction()):
+                yield
+        finally:
+            self._pinned.reset(token)
+            try:
+                # Direct queries inside may have changed the session: undo it before reuse.
+                await conn.reset()
+            except _PG_ERRORS:
+                conn.terminate()
+            finally:
+                await self.pool.release(conn)
+
+    @contextlib.asynccontextmanager
+    async def _guard(self, tx: Any) -> AsyncIterator[None]:
+        """asyncpg's transaction block with its own errors (BEGIN, COMMIT) as DatabaseError."""
+        try:
+            await tx.start()
+        except _PG_ERRORS as exc:
+            raise self._error(exc, "starting a transaction") from exc
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(*_PG_ERRORS):
+                await tx.rollback()
+            raise
+        try:
+            await tx.commit()
+        except _PG_ERRORS as exc:
+            raise self._query_error(exc, "committing the transaction") from exc

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +47,12 @@ class SqliteDataSource(DataSource):
         # One connection: statements from concurrent runs take turns, and a multi-statement
         # transaction (bulk insert) is never interleaved with another run's statement.
         self._lock = asyncio.Lock()
+        # Depth of the Database Transaction the running task holds (0: none). The holder keeps
+        # the lock for the whole transaction; its own statements must not wait for it.
+        self._depth: ContextVar[int] = ContextVar(f"cronstack_sqlite_tx_{name}", default=0)
+
+    def _locked(self) -> AbstractAsyncContextManager[Any]:
+        return contextlib.nullcontext() if self._depth.get() else self._lock
 
     @property
     def conn(self) -> aiosqlite.Connection:
@@ -109,7 +118,7 @@ class SqliteDataSource(DataSource):
 
     async def fetch(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         try:
-            async with self._lock:
+            async with self._locked():
                 cursor = await self.conn.execute(sql, params)
                 try:
                     rows = await cursor.fetchall()
@@ -126,7 +135,7 @@ class SqliteDataSource(DataSource):
 
     async def execute(self, sql: str, params: Sequence[Any]) -> int:
         try:
-            async with self._lock:
+            async with self._locked():
                 cursor = await self.conn.execute(sql, params)
                 count = cursor.rowcount
                 await cursor.close()
@@ -136,12 +145,15 @@ class SqliteDataSource(DataSource):
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         try:
-            async with self._lock:
+            async with self._locked():
                 await self._in_transaction(sql, rows)
         except _SQLITE_ERRORS as exc:
             raise self._error(exc) from exc
 
     async def _in_transaction(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        if self.conn.in_transaction:  # inside a Database Transaction: it commits
+            await self.conn.executemany(sql, rows)
+            return
         # Autocommit would make every row its own transaction (and fsync); one BEGIN for all.
         await self.conn.execute("BEGIN")
         try:
@@ -160,8 +172,50 @@ class SqliteDataSource(DataSource):
         marks = ", ".join("?" for _ in columns)
         sql = f"INSERT INTO {quote_ident(table.name)} ({cols}) VALUES ({marks})"
         try:
-            async with self._lock:
+            async with self._locked():
                 await self._in_transaction(sql, rows)
         except _SQLITE_ERRORS as exc:
             raise self._error(exc, f'bulk insert into "{table.name}"') from exc
         return len(rows)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        depth = self._depth.get()
+        if depth:  # nested: a savepoint (the lock is already held)
+            name = f"cronstack_sp{depth}"
+            await self._tx_statement(f"SAVEPOINT {name}", "starting a savepoint")
+            token = self._depth.set(depth + 1)
+            try:
+                yield
+            except BaseException:
+                with contextlib.suppress(*_SQLITE_ERRORS):
+                    await self.conn.execute(f"ROLLBACK TO {name}")
+                    await self.conn.execute(f"RELEASE {name}")
+                raise
+            finally:
+                self._depth.reset(token)
+            await self._tx_statement(f"RELEASE {name}", "releasing a savepoint")
+            return
+        async with self._lock:
+            await self._tx_statement("BEGIN", "starting a transaction")
+            token = self._depth.set(1)
+            try:
+                yield
+            except BaseException:
+                with contextlib.suppress(*_SQLITE_ERRORS):
+                    await self.conn.execute("ROLLBACK")
+                raise
+            finally:
+                self._depth.reset(token)
+            try:
+                await self._tx_statement("COMMIT", "committing the transaction")
+            except DatabaseError:
+                with contextlib.suppress(*_SQLITE_ERRORS):
+                    await self.conn.execute("ROLLBACK")
+                raise
+
+    async def _tx_statement(self, sql: str, what: str) -> None:
+        try:
+            await self.conn.execute(sql)
+        except _SQLITE_ERRORS as exc:
+            raise self._error(exc, what) from exc

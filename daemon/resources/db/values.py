@@ -42,6 +42,8 @@ def _parse_datetime(value: Any) -> datetime:
         text = value.strip()
         if re.fullmatch(r"-?\d+(\.\d+)?", text):
             return EPOCH + timedelta(milliseconds=float(text))
+        if text.lower() == "now":  # Xano exports write `created_at: "now"`: the time of writing
+            return datetime.now(UTC)
         parsed = datetime.fromisoformat(text)
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     raise TypeError(f"expected a timestamp, got {type(value).__name__}")
