@@ -208,8 +208,7 @@ def assert_on_time(url: str) -> None:
     # Rows without a start are fires that never ran (a replica's share cancelled at shutdown).
     runs = query(
         url,
-        "SELECT slot_id, scheduled_at, started_at FROM cronstack_runs"
-        " WHERE started_at IS NOT NULL",
+        "SELECT slot_id, scheduled_at, started_at FROM cronstack_runs WHERE started_at IS NOT NULL",
     )
     assert runs
     for r in runs:

@@ -21,6 +21,7 @@ from daemon.expr.parser import compile_template
 from daemon.resources.bundle import Resources
 from daemon.resources.db import create_datasource
 from daemon.resources.db.base import DataSource
+from daemon.xano import values as xv
 from steps import build_registry
 
 REGISTRY = build_registry()
@@ -291,3 +292,39 @@ class _Scope:
 
     def builtin(self, name: str) -> Any:
         raise KeyError(name)
+
+
+FILTERED = {
+    "format_timestamp": (
+        "{{ rows[0].at|format_timestamp:'Y-m-d H:i:s.v' }}",
+        "2026-10-23 06:11:54.134",
+    ),
+    "add": ("{{ rows[0].at|add:1 }}", EXACT_MS + 1),
+    "is_int": ("{{ rows[0].at|is_int }}", True),
+    "to_text": ("{{ rows[0].at|to_text }}", str(EXACT_MS)),
+}
+
+
+@pytest.mark.parametrize(("template", "expected"), FILTERED.values(), ids=FILTERED.keys())
+async def test_filters_see_a_read_time_as_its_number(
+    ds: DataSource, template: str, expected: Any
+) -> None:
+    """The `|` filters take a time read from a column as the plain ms number."""
+    value = await run(ds, [QUERY, {"function": "Create Variable", "name": "v", "value": template}])
+    assert value == expected and type(value) is type(expected)
+
+
+XANO_OPS = {
+    "add": (lambda m: xv.add(m, 1), EXACT_MS + 1),
+    "add text": (lambda m: xv.add(m, "x"), f"{EXACT_MS}x"),
+    "subtract": (lambda m: xv.numeric(xv.SUB, lambda a, b: a - b)(m, 1), EXACT_MS - 1),
+    "loose ==": (lambda m: xv.loose_eq(m, str(EXACT_MS)), True),
+    "ordered <": (lambda m: xv.ordered(lambda c: c < 0, lambda a, b: a < b)(m, "9" * 20), True),
+    "text": (lambda m: xv.text(m), str(EXACT_MS)),
+}
+
+
+@pytest.mark.parametrize(("op", "expected"), XANO_OPS.values(), ids=XANO_OPS.keys())
+def test_xanoscript_operators_see_a_read_time_as_its_number(op: Any, expected: Any) -> None:
+    """XanoScript's PHP-like operators take a Millis as the plain ms number."""
+    assert op(MILLIS) == expected
