@@ -294,7 +294,7 @@ def doc(**fields: Any) -> bytes:
 def _hostile_cases() -> Iterator[Case]:
     stack = '"function_stack": []'
     step = '{"function": "Create Variable", "name": "v", "value": %s}'
-    for depth in (150, 500, 990, DEEP):
+    for depth in (300, 500, 990, DEEP):
         deep_list = "[" * depth + "]" * depth
         deep_obj = '{"a": ' * depth + "1" + "}" * depth
         yield (

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bisect
-import itertools
 import re
 from collections.abc import Iterator, Sequence
 from typing import Any, overload
@@ -217,31 +216,29 @@ class ItemLines(Sequence[int]):
         return self._scan()[i]
 
 
-# How deep a task file may nest objects and lists. Real files stay far below it (a step in a
-# Loop in a Try-Catch is six levels); deeper, every recursive pass over the value (validation,
-# compiling, fingerprints) would risk exhausting the stack (RecursionError).
-MAX_NESTING = 100
-_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+# How deep a task file may nest objects and lists: orjson's own bound (it refuses to write
+# 255 levels), so the check is one C-speed dumps. Real files stay far below it (a step in a
+# Loop in a Try-Catch is six levels); deeper, the recursive passes over a task (validation,
+# compiling, running nested steps) would near Python's recursion limit.
+MAX_NESTING = 254
 _DEPTH = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
-def _too_deep(text: str, start: int, end: int) -> None:
-    """Raise JsoncError where comment-free `text[start:end]` nests deeper than MAX_NESTING.
-    The common case (not deep) runs at C speed: strings cut out, brackets summed."""
-    span = text[start:end]
-    if span.count("[") + span.count("{") <= MAX_NESTING:
+def _too_deep(value: Any, text: str, start: int, end: int) -> None:
+    """Raise JsoncError where `value` (parsed from comment-free `text[start:end]`) nests deeper
+    than MAX_NESTING, at the bracket that goes too deep."""
+    try:
+        orjson.dumps(value)
         return
-    brackets = _NOT_BRACKET.sub("", _STRING.sub("", span))
-    if max(itertools.accumulate(map(_DEPTH.__getitem__, brackets)), default=0) <= MAX_NESTING:
-        return
+    except orjson.JSONEncodeError:
+        pass  # too deep: find where (rare, so a plain scan)
     depth = 0
-    for match in re.finditer(r'"(?:[^"\\\n]|\\.)*"|[\[\]{}]', span):  # rare: find where
-        token = match.group()
-        depth += _DEPTH.get(token, 0)
+    for match in re.finditer(r'"(?:[^"\\\n]|\\.)*"|[\[\]{}]', text[start:end]):
+        depth += _DEPTH.get(match.group(), 0)
         if depth > MAX_NESTING:
             line, column = _position(text, start + match.start())
             raise JsoncError(f"nested deeper than {MAX_NESTING} levels", line, column)
+    raise JsoncError(f"nested deeper than {MAX_NESTING} levels", *_position(text, start))
 
 
 def loads_jsonc_located(text: str) -> list[tuple[Any, int, Sequence[int]]]:
@@ -254,7 +251,7 @@ def loads_jsonc_located(text: str) -> list[tuple[Any, int, Sequence[int]]]:
         pass  # comments, trailing commas, several values, or a real error: the careful path
     else:
         start = len(text) - len(text.lstrip(" \t\r\n\ufeff"))
-        _too_deep(text, start, len(text))  # plain JSON: no comment to hide a bracket
+        _too_deep(value, text, start, len(text))  # plain JSON: no comment hides a bracket
         line = text.count("\n", 0, start) + 1
         count = len(value) if isinstance(value, list) else 0
         return [(value, line, ItemLines(text, None, start, len(text), count))]
@@ -267,7 +264,7 @@ def loads_jsonc_located(text: str) -> list[tuple[Any, int, Sequence[int]]]:
         except orjson.JSONDecodeError as exc:
             line, column = lines.position(start + exc.pos)
             raise JsoncError(exc.msg, line, column) from None
-        _too_deep(clean, start, end)
+        _too_deep(value, clean, start, end)
         count = len(value) if isinstance(value, list) else 0
         result.append((value, lines.position(start)[0], ItemLines(text, clean, start, end, count)))
     return result

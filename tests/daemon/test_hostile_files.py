@@ -66,11 +66,11 @@ def _rel(config: Path) -> str:
 DEEP_FILES = {
     "json-array": ("t.json", '{"name": "d", "x": ' + "[" * DEEP + "]" * DEEP + "}"),
     "json-object": ("t.json", '{"name": "d", "x": ' + '{"a": ' * DEEP + "1" + "}" * DEEP + "}"),
-    "jsonc-150": ("t.json", "// deep\n" + '{"name": "d", "x": ' + "[" * 150 + "]" * 150 + "}"),
+    "jsonc-300": ("t.json", "// deep\n" + '{"name": "d", "x": ' + "[" * 300 + "]" * 300 + "}"),
     "toml-array": ("t.toml", "name = 'd'\nx = " + "[" * DEEP + "]" * DEEP + "\n"),
     "toml-inline": ("t.toml", "name = 'd'\nx = " + "{a = " * DEEP + "1" + "}" * DEEP + "\n"),
     "toml-tables": ("t.toml", "name = 'd'\n[" + ".".join(["a"] * DEEP) + "]\nb = 1\n"),
-    "toml-150": ("t.toml", "name = 'd'\nx = " + "[" * 150 + "]" * 150 + "\n"),
+    "toml-300": ("t.toml", "name = 'd'\nx = " + "[" * 300 + "]" * 300 + "\n"),
 }
 
 
@@ -78,7 +78,7 @@ DEEP_FILES = {
 def test_deep_nesting_is_an_error_not_a_recursion_error(
     cli: CliRun, tmp_path: Path, file: str, text: str
 ) -> None:
-    """Nesting 150 or 5,000 levels deep in JSON, JSONC or TOML: exit 2 naming the file."""
+    """Nesting 300 or 5,000 levels deep in JSON, JSONC or TOML: exit 2 naming the file."""
     config = setup(tmp_path, file, text)
     code, doc, err = check(cli, config)
     assert code == 2 and "Traceback" not in err
