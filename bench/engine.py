@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-# The repository first: this folder (sys.path[0] for a script) holds a daemon.py, which must
-# not shadow the package; engine_db is still found here.
+# The repository first (the `daemon` package), then this folder (engine_db).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from daemon.engine.compiler import compile_stack

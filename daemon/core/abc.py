@@ -57,9 +57,10 @@ class Claimer(Protocol):
     A coroutine function will do; the state store returns a future (no task per claim).
 
     `exclusive` is true when this process alone runs the store's tasks (a SQLite store, held by
-    a file lock): a run with no effect outside the process (an inline task, `CompiledTask.inline`)
-    then needs no claim before it runs — nobody else can run its slot, and a crash mid-run
-    leaves nothing behind to account for — and its final row is its only write."""
+    a file lock). A run with no effect outside the process (an inline task,
+    `CompiledTask.inline`) needs no claim before it runs when nobody else would run its slot —
+    the store is exclusive, or no other replica is alive — and a crash mid-run leaves nothing
+    behind to account for: its final row is its only write."""
 
     exclusive: bool
     # (this process's rank, live replicas): each replica claims the fires of the tasks whose

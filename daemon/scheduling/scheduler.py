@@ -761,8 +761,17 @@ class Scheduler:
     # --- one fire, all its attempts -------------------------------------------------------------
 
     def _needs_claim(self, run: _Run) -> bool:
+        """A fire needs a claim before it runs unless it has no effect outside this process
+        (an inline task) and nobody else would run it: the store is this process's alone, or
+        no other replica is alive (one that just started is counted within PARTITION_REFRESH).
+        Then its final row is its only write. With replicas every fire is claimed: a final
+        row written behind could reach the store after another replica's grace."""
         claims = self.claims
-        return claims is not None and not (claims.exclusive and run.definition.inline)
+        if claims is None:
+            return False
+        if not run.definition.inline:
+            return True
+        return not (claims.exclusive or run.origin == MANUAL or claims.partition[1] == 1)
 
     async def _claim(self, run: _Run) -> bool:
         """Own this attempt in the state store before it can have any side effect."""

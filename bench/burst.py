@@ -1,0 +1,178 @@
+"""A burst: N tasks due at the same minute on a PostgreSQL store, one process vs two replicas.
+
+    .venv/bin/python bench/burst.py [--tasks 100000] [--kill]
+
+Spawns `cronstack run` (default config) on N tasks `* * * * *` of one Create Variable step, waits
+for the next whole minute and reads that minute's run rows: every slot must have exactly one
+row and have run once, and all must have started within 10 s of the minute. Then the same with
+two replicas on one store: each must run a fair share (neither under 30 %) and the burst must
+finish in at most 0.6x the one-process time. `--kill` also runs the two-replica case with one
+replica killed (SIGKILL) a moment into the burst: nothing may be lost — every slot still has
+its row (runs the dead one had claimed end `interrupted` once their lease expires).
+
+Prints the figures with the budgets; exits 1 when one is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import daemon_load as load  # noqa: E402 - bench/daemon_load.py: the same generated configs
+
+START_BUDGET_S = 10.0
+SHARE_BUDGET = 0.30
+SPEEDUP_BUDGET = 0.6
+
+
+@dataclass
+class Burst:
+    replicas: int
+    rows: int = 0
+    slots: int = 0
+    duplicates: int = 0
+    statuses: collections.Counter[str] = field(default_factory=collections.Counter)
+    shares: dict[str, int] = field(default_factory=dict)
+    last_start_s: float = 0.0
+    p50_start_s: float = 0.0
+
+
+def minute_config(work: Path, n: int, url: str, replicas: int) -> list[Path]:
+    config = load.write_config(work, n, url)
+    path = work / "tasks" / "load.json"
+    tasks = json.loads(path.read_text())
+    for task in tasks:
+        task["schedule"] = "* * * * *"
+    path.write_text(json.dumps(tasks))
+    configs = []
+    for r in range(replicas):
+        text = config.read_text().replace("[daemon]\n", f'[daemon]\ninstance = "r{r}"\n', 1)
+        text = re.sub(r'listen = "127.0.0.1:\d+"', f'listen = "127.0.0.1:{load.free_port()}"', text)
+        out = work / f"config{r}.toml"
+        out.write_text(text)
+        configs.append(out)
+    return configs
+
+
+def spawn(config: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [*load.CRONSTACK, "run", "-c", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+
+
+def run_burst(n: int, replicas: int, kill_after: float | None = None) -> Burst:
+    name = f"cronstack_burst_{os.getpid()}_{replicas}"
+    url = asyncio.run(load.fresh_pg(name))
+    with tempfile.TemporaryDirectory(prefix="cronstack-burst-") as tmp:
+        work = Path(tmp)
+        configs = minute_config(work, n, url, replicas)
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        procs = [spawn(c, env) for c in configs]
+        try:
+            minute = (int(time.time()) // 60 + 1) * 60
+            if minute - time.time() < 20:  # loading 100,000 tasks takes a while
+                minute += 60
+            if kill_after is not None:
+                time.sleep(max(0.0, minute + kill_after - time.time()))
+                procs[-1].send_signal(signal.SIGKILL)
+            time.sleep(max(0.0, minute + 25 - time.time()))
+            for p in procs:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+            for p in procs:
+                p.wait(timeout=120)
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+        rows = asyncio.run(read(url))
+    asyncio.run(load.drop_pg(name))
+    return tally(rows, replicas, minute)
+
+
+async def read(url: str) -> list[dict[str, Any]]:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT task, scheduled_at, status, started_at, instance, attempt FROM cronstack_runs"
+        )
+        return [dict(r) for r in rows]
+    finally:
+        await conn.close()
+
+
+def tally(rows: list[dict[str, Any]], replicas: int, minute: int) -> Burst:
+    burst = Burst(replicas)
+    mine = [r for r in rows if r["scheduled_at"] == minute * 1000 and r["attempt"] == 1]
+    burst.rows = len(mine)
+    per_task = collections.Counter(r["task"] for r in mine)
+    burst.slots = len(per_task)
+    burst.duplicates = sum(c - 1 for c in per_task.values())
+    burst.statuses = collections.Counter(r["status"] for r in mine)
+    burst.shares = dict(collections.Counter(r["instance"] for r in mine))
+    starts = sorted((r["started_at"] - minute * 1000) / 1000 for r in mine if r["started_at"])
+    if starts:
+        burst.last_start_s = starts[-1]
+        burst.p50_start_s = starts[len(starts) // 2]
+    return burst
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=100_000)
+    parser.add_argument("--kill", action="store_true", help="also kill a replica mid-burst")
+    args = parser.parse_args()
+    ok = True
+    one = run_burst(args.tasks, 1)
+    two = run_burst(args.tasks, 2)
+    print(f"{args.tasks} tasks due at one minute, PostgreSQL store")
+    for b in (one, two):
+        shares = {k: f"{v / max(1, b.rows):.0%}" for k, v in sorted(b.shares.items())}
+        print(
+            f"  {b.replicas} process(es): {b.slots} slots, {b.rows} rows, {b.duplicates} dup,"
+            f" statuses {dict(b.statuses)}, started p50 {b.p50_start_s:.2f} s,"
+            f" all by {b.last_start_s:.2f} s (budget <= {START_BUDGET_S:g}), shares {shares}"
+        )
+        ok = ok and b.slots == args.tasks and not b.duplicates
+        ok = ok and b.last_start_s <= START_BUDGET_S
+    fair = min(two.shares.values(), default=0) / max(1, two.rows)
+    ratio = two.last_start_s / one.last_start_s if one.last_start_s else float("inf")
+    print(
+        f"  two replicas: smallest share {fair:.0%} (budget >= {SHARE_BUDGET:.0%}),"
+        f" burst time {ratio:.2f}x one process (budget <= {SPEEDUP_BUDGET})"
+    )
+    ok = ok and fair >= SHARE_BUDGET and ratio <= SPEEDUP_BUDGET
+    if args.kill:
+        killed = run_burst(args.tasks, 2, kill_after=0.5)
+        print(
+            f"  one replica killed 0.5 s into the burst: {killed.slots} slots with a row"
+            f" ({killed.duplicates} dup), statuses {dict(killed.statuses)}"
+        )
+        ok = ok and killed.slots == args.tasks and not killed.duplicates
+    print("all within budget" if ok else "OVER BUDGET")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
