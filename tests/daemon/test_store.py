@@ -324,7 +324,12 @@ async def test_scheduler_rearms_an_early_fire() -> None:
     first = int(start.timestamp() * 1000) + 1000
     claims, outcomes, run = EarlyClaims(first, refusals=2), Outcomes(), FakeRun(clock)
     sched = Scheduler(
-        [make_task("t", inline=False)], Resources(), clock=clock, run=run, recorder=outcomes, claims=claims
+        [make_task("t", inline=False)],
+        Resources(),
+        clock=clock,
+        run=run,
+        recorder=outcomes,
+        claims=claims,
     )
     loop_task = asyncio.create_task(sched.serve())
     await sched.armed.wait()
