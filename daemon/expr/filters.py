@@ -54,7 +54,7 @@ from xml.etree import ElementTree
 import orjson
 
 from daemon.core.errors import ExpressionError
-from daemon.core.millis import plain
+from daemon.core.millis import Millis, plain
 from daemon.expr import phpdate
 from daemon.expr.values import MAX_INT, MAX_LIST, MAX_STRING, render
 
@@ -188,7 +188,7 @@ def _expects(name: str, what: str, value: Any) -> ExpressionError:
 
 def _is_num(v: Any) -> bool:
     t = type(v)
-    return t is int or t is float or t is Decimal
+    return t is int or t is float or t is Decimal or t is Millis  # Millis: a time from a column
 
 
 # PHP 8 numeric strings: optional surrounding whitespace, sign, digits with an optional
@@ -400,6 +400,8 @@ def _num(name: str, value: Any) -> Any:
         if n is not None:
             return n
         raise _fail(name, f"expects a number, got non-numeric text {value[:40]!r}")
+    if t is Millis:  # a time read from a column (inside a list: the pipe unwraps only the top)
+        return int(value)
     raise _expects(name, "a number", value)
 
 

@@ -302,6 +302,8 @@ FILTERED = {
     "add": ("{{ rows[0].at|add:1 }}", EXACT_MS + 1),
     "is_int": ("{{ rows[0].at|is_int }}", True),
     "to_text": ("{{ rows[0].at|to_text }}", str(EXACT_MS)),
+    # A list of them: row 2 is 06:11:54.000001 UTC, the same second, 134 ms earlier.
+    "sum of a list": ("{{ rows.at|sum }}", EXACT_MS + EXACT_MS - 134),
 }
 
 
