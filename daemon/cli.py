@@ -17,6 +17,7 @@ import orjson
 from daemon.core.errors import ConfigError, Issue
 from daemon.core.events import EventSchedule
 from daemon.core.secrets import mask, mask_value
+from daemon.core.text import name_problem, shown
 from daemon.ops import logs
 
 if TYPE_CHECKING:
@@ -307,6 +308,10 @@ def _rfc3339(ms: int | None, tz: ZoneInfo) -> str | None:
 async def _history(args: argparse.Namespace) -> int:
     from daemon.state.queries import run_json
 
+    if args.task is not None and name_problem(args.task) is not None:
+        # Checked before any query (PostgreSQL refuses a NUL outright).
+        print(f"error: task name {shown(args.task)}: {name_problem(args.task)}", file=sys.stderr)
+        return EXIT_INVALID
     config = _read_config(args)
     if config is None:
         return EXIT_INVALID

@@ -7,12 +7,15 @@ import asyncio
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import orjson
 import structlog
 
 from daemon.bootstrap import Loaded, close_resources, load, policies_from_config, store_from_config
@@ -44,11 +47,23 @@ def _resource_config(loaded: Loaded) -> bytes:
     return msgspec.json.encode([spec.datasources, spec.cache, spec.http])
 
 
+def _stderr(level: str, event: str, message: str, **fields: Any) -> None:
+    """A start failure on stderr too (the terminal, systemd's status): one JSON object per line
+    like everything else `run` prints, the whole text in `message`."""
+    line = {"ts": _now_iso(), "level": level, "event": event, "message": message, **fields}
+    sys.stderr.write(orjson.dumps(line, default=str).decode() + "\n")
+    sys.stderr.flush()
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
 def _print_errors(issues: list[Issue]) -> None:
     for issue in issues:
         label = "warning" if issue.severity == "warning" else "error"
-        sys.stderr.write(f"{label}: {issue}\n")
-    sys.stderr.flush()
+        where = {k: v for k, v in issue.as_json().items() if k != "message"}
+        _stderr(label, f"config_{label}", str(issue), **where)
 
 
 class Service:
@@ -116,7 +131,6 @@ class Service:
             _print_errors(issues)
             log.error("config_invalid", errors=[str(i) for i in errors], path=str(self.config_path))
             return EXIT_INVALID
-        # [log.ship] and [admin] are read once at start; changing them needs a restart.
         self.ops = ops = Sidecars(loaded.config.spec, self.env)
         self._configure_logs(loaded)
         for warning in loaded.warnings:
@@ -139,7 +153,7 @@ class Service:
                 last_slots = await store.last_slots()
             except Exception as exc:  # StoreLockedError, unreachable, migration failed
                 message = str(exc)
-                sys.stderr.write(f"error: state store: {message}\n")
+                _stderr("error", "state_store_unavailable", f"state store: {message}")
                 log.error("state_store_unavailable", error=message)
                 await store.close(timeout=0)
                 await close_resources(loaded.resources)
@@ -162,7 +176,7 @@ class Service:
             await ops.start(self.scheduler, store, lambda: self.resources)
         except AdminListenError as exc:
             # Never a silent run without the listener: the operator asked for it.
-            sys.stderr.write(f"error: {exc.strerror}\n")
+            _stderr("error", "admin_listen_failed", str(exc.strerror))
             log.error("admin_listen_failed", error=exc.strerror, listen=exc.listen)
             await ops.close()
             if store is not None:
@@ -259,7 +273,24 @@ class Service:
             log.error("reload_rejected", errors=errors, kept_tasks=self.scheduler.task_count)
             self.notifier.ready(self._status())
             return False
+        old_shipper = None
+        if self.ops is not None:
+            try:
+                # First, as the one step of a reload that can still fail: a new admin address
+                # that cannot be bound rejects the reload (the old listener keeps serving).
+                await self.ops.reconfigure_admin(new.config.spec)
+            except AdminListenError as exc:
+                await close_resources(new.resources)
+                log.error(
+                    "reload_rejected", errors=[exc.strerror], kept_tasks=self.scheduler.task_count
+                )
+                self.notifier.ready(self._status())
+                return False
+            old_shipper = self.ops.replace_shipper(new.config.spec)
         self._configure_logs(new)
+        if old_shipper is not None:
+            # The logs point at the new shipper now: the old one flushes what it holds.
+            self._background.spawn(old_shipper.close(), "close-log-shipper")
         self.scheduler.log_fires = new.config.spec.log.level == "debug"
         for warning in new.warnings:
             log.warning("config_warning", message=str(warning))
@@ -358,9 +389,30 @@ async def _first(drain: Coroutine[Any, Any, bool], *others: Coroutine[Any, Any, 
 
 
 def _loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    # Keep stdout JSON-only: route asyncio's own complaints through structlog.
+    # Keep stdout JSON-only: route asyncio's own complaints through structlog. A connection
+    # reset under a transport is expected (one line); anything else keeps its traceback.
     exc = context.get("exception")
-    log.error("loop_exception", message=context.get("message"), exc_info=exc)
+    where = context.get("task") or context.get("future") or context.get("handle")
+    fields = {"message": context.get("message"), "where": repr(where)[:200] if where else None}
+    if exc is not None and logs.is_expected(exc):
+        log.warning("loop_exception", **fields, error=logs.error_summary(exc))
+    else:
+        log.error("loop_exception", **fields, exc_info=exc)
+
+
+def _thread_exception(args: threading.ExceptHookArgs) -> None:
+    name = args.thread.name if args.thread is not None else None
+    log.error("thread_exception", thread=name, exc_info=args.exc_value)
+
+
+def _unraisable(args: Any) -> None:
+    # "Exception ignored in ...": a __del__ or a finalizer failing; Python prints it raw.
+    log.warning(
+        "unraisable_exception",
+        message=args.err_msg or "Exception ignored in",
+        object=repr(args.object)[:200],
+        exc_info=args.exc_value,
+    )
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -379,9 +431,15 @@ def main(args: argparse.Namespace) -> int:
     from daemon.config.settings import resolve_config_path
 
     logs.configure(level="info", fmt="json")
+    threading.excepthook = _thread_exception
+    sys.unraisablehook = _unraisable
     path = resolve_config_path(getattr(args, "config", None), os.environ)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             return runner.run(Service(path).run())
+    except Exception as exc:  # a bug: still one JSON line (with the traceback) and exit 1
+        log.critical("crashed", exc_info=exc)
+        _stderr("critical", "crashed", logs.error_summary(exc))
+        return EXIT_FAILED
     finally:
         logs.flush()  # lines of the loop's last turn

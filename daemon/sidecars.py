@@ -40,15 +40,10 @@ class Sidecars:
         self.shipper: LogShipper | None = None
         self._tasks = BackgroundTasks("operations_task_failed")
         self._resources: Callable[[], Resources | None] = lambda: None
-        ship = spec.log.ship
-        if ship is not None:
-            self.shipper = LogShipper(
-                ship.url,
-                batch_size=ship.batch_size,
-                flush_interval=parse_duration(ship.flush_interval),
-                queue_size=ship.queue_size,
-                fmt=getattr(ship, "format", "ndjson"),
-            )
+        self._admin_ctx: AdminContext | None = None
+        self.shipper = _shipper(spec)
+        self._ship_spec = spec.log.ship  # what the running shipper was built from
+        if self.shipper is not None:
             self.metrics.shipper_stats = self.shipper.stats
 
     @property
@@ -81,12 +76,11 @@ class Sidecars:
             scheduler.tasks, resources, scheduler.clock, last_success=last_success, metrics=metrics
         )
         scheduler.recorder = ObservingRecorder(scheduler.recorder, [metrics, self.deadman])
+        self._admin_ctx = AdminContext(scheduler, store, metrics, self.spec.daemon.timezone)
         admin = self.spec.admin
         if admin.listen:
             server = AdminServer(
-                AdminContext(scheduler, store, metrics, self.spec.daemon.timezone),
-                listen=admin.listen,
-                token=self.env.get(admin.token_env) or None,
+                self._admin_ctx, listen=admin.listen, token=self.env.get(admin.token_env) or None
             )
             await server.start()  # AdminListenError stops the daemon's start
             self.admin = server
@@ -115,6 +109,49 @@ class Sidecars:
         """New resources after a reload: time their HTTP requests too."""
         self.metrics.instrument(resources)
 
+    # --- reload: [admin] and [log.ship] change like everything else ----------------------------
+
+    async def reconfigure_admin(self, spec: ConfigSpec) -> None:
+        """Apply a reloaded `[admin]`: a new address is bound first and the old listener closed
+        only then; a new token takes effect in place. Raises AdminListenError (the old listener
+        keeps serving) when the new address cannot be bound."""
+        ctx = self._admin_ctx
+        if ctx is None:  # not started (tests that build Sidecars without start)
+            self.spec = spec
+            return
+        ctx.default_timezone = spec.daemon.timezone
+        admin = spec.admin
+        token = self.env.get(admin.token_env) or None
+        current = self.admin
+        if current is not None and admin.listen == current.listen:
+            if token != current.token:
+                current.set_token(token)
+                log.info("admin_token_changed", listen=current.bound, auth=token is not None)
+        else:
+            replacement: AdminServer | None = None
+            if admin.listen:
+                replacement = AdminServer(ctx, listen=admin.listen, token=token)
+                await replacement.start()
+            self.admin = replacement
+            if current is not None:
+                await current.close()
+                log.info("admin_listener_closed", listen=current.bound)
+        self.spec = spec
+
+    def replace_shipper(self, spec: ConfigSpec) -> LogShipper | None:
+        """Apply a reloaded `[log.ship]`: when it changed, a new shipper starts (its processor
+        is `ship_processor` from now on); the old one is returned for the caller to close once
+        the logs point at the new one (its queue is flushed then)."""
+        if spec.log.ship == self._ship_spec:
+            return None
+        self._ship_spec = spec.log.ship
+        old, self.shipper = self.shipper, _shipper(spec)
+        if self.shipper is not None:
+            self.shipper.start()
+        self.metrics.shipper_stats = self.shipper.stats if self.shipper is not None else None
+        self.spec = spec
+        return old
+
     def observe_reload(self, ok: bool) -> None:
         self.metrics.observe_reload(ok)
 
@@ -133,6 +170,19 @@ class Sidecars:
         if self.shipper is not None:
             with contextlib.suppress(Exception):
                 await self.shipper.close()
+
+
+def _shipper(spec: ConfigSpec) -> LogShipper | None:
+    ship = spec.log.ship
+    if ship is None:
+        return None
+    return LogShipper(
+        ship.url,
+        batch_size=ship.batch_size,
+        flush_interval=parse_duration(ship.flush_interval),
+        queue_size=ship.queue_size,
+        fmt=getattr(ship, "format", "ndjson"),
+    )
 
 
 __all__ = ["Sidecars"]

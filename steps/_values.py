@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from daemon.core.durations import parse_duration
+from daemon.core.durations import MAX_DURATION, parse_duration
 
 
 def to_text(value: Any) -> str:
@@ -20,8 +20,9 @@ def to_text(value: Any) -> str:
 
 
 def seconds(value: Any, what: str) -> float:
-    """Parse a run-time duration value; a bad one is a ValueError naming `what`."""
+    """Parse a run-time duration value (at most MAX_DURATION); a bad one is a ValueError
+    naming `what`."""
     try:
-        return parse_duration(value)
+        return parse_duration(value, MAX_DURATION)
     except ValueError as exc:
         raise ValueError(f"{what}: {exc}") from None

@@ -171,7 +171,7 @@ class TryCatch(Step):
 
     def __init__(self, spec: Spec, c: StepCompiler) -> None:
         self._try = c.steps(spec.try_steps, "try_steps")
-        self._catch = c.steps(spec.catch_steps, "catch_steps")
+        self._catch = c.steps(spec.catch_steps, "catch_steps", scoped=("error",))
         self._finally = c.steps(spec.finally_steps, "finally_steps")
         super().__init__(spec, c)
 

@@ -6,12 +6,14 @@ import asyncio
 import os
 import secrets
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
 import pytest
+
+from tests.support.faultproxy import FaultProxy, address_of
 
 T = TypeVar("T")
 
@@ -101,3 +103,20 @@ def cli(capsys: pytest.CaptureFixture[str]) -> CliRun:
         return code, out, err
 
     return run
+
+
+@pytest.fixture
+async def fault_proxy() -> AsyncIterator[Callable[[str], Awaitable[FaultProxy]]]:
+    """Start FaultProxies on the test's loop in front of a URL's server; closed at the end.
+
+    `proxy = await fault_proxy(pg_url)`, then connect to `proxy.url_for(pg_url)`."""
+    started: list[FaultProxy] = []
+
+    async def start(url: str) -> FaultProxy:
+        proxy = await FaultProxy(address_of(url)).start()
+        started.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in reversed(started):
+        await proxy.close()

@@ -615,10 +615,15 @@ def test_undefined_variable_warns_or_fails_under_strict(
     other = doc["warnings"] if strict else doc["errors"]
     assert other == []
     (issue,) = issues
-    assert (issue["file"], issue["path"], issue["column"]) == (
+    # Placed where the variable is written in the file (line and column of the file).
+    text = (tmp_path / "tasks" / "undef.json").read_text()
+    line = text.count("\n", 0, text.index("missing_var")) + 1
+    column = text.index("missing_var") - text.rfind("\n", 0, text.index("missing_var"))
+    assert (issue["file"], issue["path"], issue["line"], issue["column"]) == (
         "tasks/undef.json",
         "function_stack[1].value",
-        12,
+        line,
+        column,
     )
     assert '"missing_var"' in issue["message"]
 

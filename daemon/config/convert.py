@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import re
 import types
 import typing
@@ -11,8 +12,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from daemon.core.durations import parse_duration
+from daemon.core.durations import MAX_DURATION, format_duration, parse_duration
 from daemon.core.errors import Issue, join_path
+from daemon.core.jsonc import MAX_NESTING as JSON_MAX_NESTING
 from daemon.core.text import type_name
 
 S = TypeVar("S", bound=msgspec.Struct)
@@ -178,15 +180,59 @@ def convert_struct(
     return cls(**kwargs), issues
 
 
-def check_duration(value: Any, file: str, path: str, issues: list[Issue]) -> float | None:
-    """Parse an optional duration, appending an Issue if it is malformed."""
+# How deep a TOML config or task document may nest: as deep as a JSON one (jsonc.MAX_NESTING).
+MAX_NESTING = JSON_MAX_NESTING
+
+
+# Integers in a document fit a 64-bit column, a timer and every library on the way.
+MAX_INTEGER = 2**63 - 1
+
+
+def nesting_problem(value: Any, limit: int = MAX_NESTING) -> tuple[str, str] | None:
+    """(path, message) where `value` nests deeper than `limit` or holds a number no setting or
+    column can take (an integer beyond 64 bits, an infinite or NaN float), or None. Iterative,
+    so any depth is safe to ask about; the first problem found is reported."""
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = ((join_path(path, str(k)), v) for k, v in item.items())
+        elif isinstance(item, list):
+            children = ((join_path(path, i), v) for i, v in enumerate(item))
+        else:
+            if isinstance(item, int) and not -MAX_INTEGER <= item <= MAX_INTEGER:
+                return path, "number too large (integers must fit in 64 bits)"
+            if isinstance(item, float) and not math.isfinite(item):
+                return path, f"numbers must be finite, got {item}"
+            continue
+        if depth >= limit:
+            return path, f"nested deeper than {limit} levels (objects and lists)"
+        stack.extend((v, p, depth + 1) for p, v in children)
+    return None
+
+
+def check_duration(
+    value: Any,
+    file: str,
+    path: str,
+    issues: list[Issue],
+    *,
+    maximum: float = MAX_DURATION,
+    minimum: float = 0.0,
+) -> float | None:
+    """Parse an optional duration, appending an Issue if it is malformed or out of bounds
+    (README "Configuration reference": at most 366d unless the setting says otherwise)."""
     if value is None:
         return None
     try:
-        return parse_duration(value)
+        seconds = parse_duration(value, maximum)
     except ValueError as exc:
         issues.append(Issue(file, path, str(exc)))
         return None
+    if seconds < minimum:
+        issues.append(Issue(file, path, f"must be at least {format_duration(minimum)}"))
+        return None
+    return seconds
 
 
 def load_zone(name: str) -> ZoneInfo:

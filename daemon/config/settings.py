@@ -5,7 +5,6 @@ from __future__ import annotations
 import glob
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,12 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from daemon.config.convert import check_duration, check_timezone, convert_struct
+from daemon.config.convert import (
+    check_duration,
+    check_timezone,
+    convert_struct,
+    nesting_problem,
+)
 from daemon.config.tasks import (
     Duration,
     LoadedFunction,
@@ -22,9 +26,11 @@ from daemon.config.tasks import (
     TaskReader,
     load_function_file,
     load_task_file,
-    split_toml_error,
+    parse_toml,
+    place_issues,
     task_from_value,
 )
+from daemon.core.durations import MAX_RETENTION
 from daemon.core.errors import ConfigError, Issue, join_path
 from daemon.core.listen import ListenAddress
 from daemon.core.netpolicy import NetworkPolicy
@@ -215,8 +221,12 @@ def substitute_env(
 def _validate_spec(spec: ConfigSpec, file: str, base_dir: Path, issues: list[Issue]) -> None:
     daemon = spec.daemon
     check_timezone(daemon.timezone, file, "daemon.timezone", issues)
-    for key in ("shutdown_timeout", "lease_timeout", "history_retention"):
-        check_duration(getattr(daemon, key), file, f"daemon.{key}", issues)
+    check_duration(daemon.shutdown_timeout, file, "daemon.shutdown_timeout", issues)
+    # Heartbeats go every third of the lease: below a second they would busy the database.
+    check_duration(daemon.lease_timeout, file, "daemon.lease_timeout", issues, minimum=1.0)
+    check_duration(
+        daemon.history_retention, file, "daemon.history_retention", issues, maximum=MAX_RETENTION
+    )
     if daemon.history_max_runs < 1:
         issues.append(Issue(file, "daemon.history_max_runs", "must be at least 1"))
     if daemon.max_concurrent_runs < 1:
@@ -280,7 +290,9 @@ def _validate_spec(spec: ConfigSpec, file: str, base_dir: Path, issues: list[Iss
             except ValueError as exc:
                 issues.append(Issue(file, f"http.allow_hosts[{i}]", str(exc)))
     if spec.log.ship is not None:
-        check_duration(spec.log.ship.flush_interval, file, "log.ship.flush_interval", issues)
+        check_duration(
+            spec.log.ship.flush_interval, file, "log.ship.flush_interval", issues, minimum=0.01
+        )
     for provider in EmailSection.__struct_fields__:
         base = getattr(spec.email, provider)
         if base is not None and not _is_http_url(base):
@@ -297,7 +309,9 @@ def _validate_spec(spec: ConfigSpec, file: str, base_dir: Path, issues: list[Iss
                     f'expected "host:port", a unix socket path, or "" to disable; got "{listen}"',
                 )
             )
-    check_duration(daemon.heartbeat_interval, file, "daemon.heartbeat_interval", issues)
+    check_duration(
+        daemon.heartbeat_interval, file, "daemon.heartbeat_interval", issues, minimum=1.0
+    )
     if spec.log.ship is not None:
         if spec.log.ship.batch_size < 1 or spec.log.ship.queue_size < spec.log.ship.batch_size:
             issues.append(Issue(file, "log.ship.queue_size", "need 1 <= batch_size <= queue_size"))
@@ -361,16 +375,17 @@ def read_config(
     absolute = given.resolve()
     base_dir = absolute.parent
     try:
-        text = absolute.read_text(encoding="utf-8")
+        text = absolute.read_text(encoding="utf-8-sig")  # a byte-order mark is not content
     except FileNotFoundError:
         raise ConfigError([Issue(file, "", "config file not found")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([Issue(file, "", f"cannot read the config file: {exc}")]) from None
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        message, line, column = split_toml_error(exc)
-        raise ConfigError([Issue(file, "", message, line, column)]) from None
+    raw, problem = parse_toml(text, file)
+    if problem is not None:
+        raise ConfigError([problem])
+    deep = nesting_problem(raw)
+    if deep is not None:
+        raise ConfigError([Issue(file, deep[0], deep[1])])
 
     issues: list[Issue] = []
     raw = substitute_env(raw, env, file, "", issues)
@@ -449,14 +464,13 @@ def read_config(
         ok = previous is None
         if previous is not None:
             where = previous.display + (f" {previous.base_path}" if previous.base_path else "")
-            issues.append(
-                Issue(
-                    task.display,
-                    task.path("name"),
-                    f'duplicate task name "{task.name}" (also in {where})',
-                    task.line if task.index is not None else None,
-                )
+            issue = Issue(
+                task.display,
+                task.path("name"),
+                f'duplicate task name "{task.name}" (also in {where})',
+                task.line if task.index is not None else None,
             )
+            issues.extend(place_issues([issue], task.display, task.locate))
         else:
             seen[task.name] = task
         # A task's data_source is checked by the compiler, which also knows the one-source

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -12,11 +13,18 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from daemon.config.convert import check_duration, check_timezone, convert_struct
+from daemon.config.convert import (
+    check_duration,
+    check_timezone,
+    convert_struct,
+    nesting_problem,
+)
 from daemon.core.cron import CronSchedule
+from daemon.core.durations import MAX_RETENTION
 from daemon.core.errors import Issue, join_path
 from daemon.core.events import Event, parse_instant
-from daemon.core.jsonc import JsoncError, loads_jsonc_located
+from daemon.core.jsonc import JsoncError, JsonPositions, loads_jsonc_located
+from daemon.core.text import name_problem
 
 Overlap = Literal["skip", "allow", "queue", "replace"]
 CatchUp = Literal["none", "latest", "all"]
@@ -167,6 +175,9 @@ class LoadedTask:
     located: int | _LazyLine | None = None
     display: str = field(default="")  # the file name for Issue.file (relative to the cwd)
     stack_name: str = "function_stack"  # XanoScript: "stack" (step paths read `stack[2]`)
+    # Issue path -> position in the file, for issues found later (the compiler's); None
+    # where the format keeps no positions (TOML).
+    locate: Locator | None = None
 
     def __post_init__(self) -> None:
         if not self.display:
@@ -226,7 +237,7 @@ def load_function_file(
 ) -> tuple[list[LoadedFunction], list[Issue]]:
     """Load a JSON/TOML function file: one `{name, function_stack, response, input}` object (or
     a list of them); `input` holds the defaults of the function's inputs."""
-    values, issues = _read_values(path, display_name)
+    values, issues, _text = _read_values(path, display_name)
     if issues:
         return [], issues
     raw: list[tuple[Any, str]] = []
@@ -303,8 +314,11 @@ def task_from_value(value: Any, file: str, base_path: str) -> tuple[TaskSpec | N
         except ValueError as exc:
             issues.append(Issue(file, cron_path, str(exc)))
 
-    for key in ("timeout", "jitter", "misfire_grace", "expect_success_within", "history_retention"):
+    for key in ("timeout", "jitter", "misfire_grace", "expect_success_within"):
         check_duration(getattr(spec, key), file, where(key), issues)
+    check_duration(
+        spec.history_retention, file, where("history_retention"), issues, maximum=MAX_RETENTION
+    )
     if spec.history_max_runs is not None and spec.history_max_runs < 1:
         # 0 would otherwise fall back to the [daemon] default unnoticed (or prune everything).
         issues.append(Issue(file, where("history_max_runs"), "must be at least 1"))
@@ -324,8 +338,16 @@ def task_from_value(value: Any, file: str, base_path: str) -> tuple[TaskSpec | N
                     file, join_path(retry_path, "max_delay"), "must not be less than initial_delay"
                 )
             )
-    if spec.name is not None and not spec.name.strip():
-        issues.append(Issue(file, where("name"), "must not be empty"))
+    if isinstance(value, dict) and "name" in value and not isinstance(value["name"], str):
+        # `name = 5`, a list, null: without a usable name the task cannot be told apart from
+        # others (duplicates, history), so it goes no further.
+        if value["name"] is None:  # `str | None` let it through: the loaders give the default
+            issues.append(Issue(file, where("name"), "expected a string, got null"))
+        return None, issues
+    if spec.name is not None:
+        problem = name_problem(spec.name)
+        if problem is not None:
+            issues.append(Issue(file, where("name"), problem))
     return spec, issues
 
 
@@ -383,8 +405,11 @@ class _LazyLine:
 _Located = list[tuple[Any, "int | _LazyLine | None"]]
 
 
-def _shape(values: list[tuple[Any, int | None, Sequence[int]]], file: str) -> tuple[_Located, bool]:
-    """Decide what a file's top-level values are: the raw tasks with their lines, and is-a-list.
+def _shape(
+    values: list[tuple[Any, int | None, Sequence[int]]], file: str
+) -> tuple[_Located, bool, str]:
+    """Decide what a file's top-level values are: the raw tasks with their lines, is-a-list,
+    and the shape's name (how Issue paths map back to the file: see `_in_file`).
 
     A file holds one task, a list of tasks, several concatenated tasks, or (seed snippets pasted
     verbatim) one or several step objects, which become one task whose function_stack they are.
@@ -392,42 +417,141 @@ def _shape(values: list[tuple[Any, int | None, Sequence[int]]], file: str) -> tu
     if len(values) == 1 and isinstance(values[0][0], list):
         items, line, item_lines = values[0]
         if items and all(_is_step(v) for v in items):
-            return [({"function_stack": items}, line)], False
+            return [({"function_stack": items}, line)], False, "steps-list"
         if len(item_lines) != len(items):
-            return [(item, None) for item in items], True
-        return [(item, _LazyLine(item_lines, i)) for i, item in enumerate(items)], True
+            return [(item, None) for item in items], True, "tasks-list"
+        return (
+            [(item, _LazyLine(item_lines, i)) for i, item in enumerate(items)],
+            True,
+            "tasks-list",
+        )
     if all(_is_step(v) for v, _, _ in values):
-        return [({"function_stack": [v for v, _, _ in values]}, values[0][1])], False
-    return [(v, line) for v, line, _ in values], len(values) > 1
+        steps = [v for v, _, _ in values]
+        return [({"function_stack": steps}, values[0][1])], False, "steps-values"
+    if len(values) > 1:
+        return [(v, line) for v, line, _ in values], True, "tasks-values"
+    return [(v, line) for v, line, _ in values], False, "task"
 
 
-def _read_values(
-    path: Path, display: str
-) -> tuple[list[tuple[Any, int | None, Sequence[int]]], list[Issue]]:
-    """Parse a task file into its top-level values (with start lines where the format has them)."""
+_INDEX = re.compile(r"\[(\d+)\]")
+_LAST = re.compile(r"(\.[^.\[]*|\[\d+\])$")
+
+
+def _in_file(shape: str, path: str) -> tuple[int, str]:
+    """An Issue path of a task -> (which top-level value of the file, the path inside it)."""
+    prefix = "function_stack" if shape.startswith("steps") else ""
+    if prefix and not path.startswith(prefix):
+        return 0, ""  # a key the loader added (the name): not in the file
+    rest = path[len(prefix) :]
+    if shape in ("steps-values", "tasks-values"):
+        match = _INDEX.match(rest)
+        if match is None:
+            return 0, ""
+        return int(match.group(1)), rest[match.end() :].lstrip(".")
+    return 0, rest
+
+
+Locator = Callable[[str, int | None], tuple[int, int, bool] | None]
+
+
+def json_locator(text: str, shape: str) -> Locator:
+    """locate(path, expression column) -> (line, column, exact) where an Issue path of a task
+    from this JSON text is written: the character of an expression's column inside a string
+    (exact), else the path's key or the nearest enclosing one. Positions are found on the
+    first call only (most files have no issue)."""
+    found: list[JsonPositions] = []
+
+    def locate(path: str, column: int | None) -> tuple[int, int, bool] | None:
+        if not found:
+            found.append(JsonPositions(text))
+        positions = found[0]
+        index, inner = _in_file(shape, path)
+        if column is not None:
+            spot = positions.in_string(index, inner, column)
+            if spot is not None:
+                return spot[0], spot[1], True
+        while inner:
+            spot = positions.key(index, inner)
+            if spot is not None:
+                return spot[0], spot[1], False
+            parent = _LAST.sub("", inner)
+            inner = parent if parent != inner else ""  # `name` has no parent but the root
+        return None
+
+    return locate
+
+
+def place_issues(issues: list[Issue], display: str, locate: Locator | None) -> list[Issue]:
+    """Give each issue of this file that has no line the position of its path in the file.
+    An expression's column (counted inside its template) becomes the file position of that
+    character; where that cannot be told, the key's, with the column kept in the message."""
+    if locate is None:
+        return issues
+    placed: list[Issue] = []
+    for issue in issues:
+        if issue.line is None and issue.file == display and issue.path:
+            spot = locate(issue.path, issue.column)
+            if spot is not None:
+                line, column, exact = spot
+                message = issue.message
+                if issue.column is not None and not exact:
+                    message += f" (column {issue.column} of the expression)"
+                issue = dataclasses.replace(issue, line=line, column=column, message=message)
+        placed.append(issue)
+    return placed
+
+
+_Values = list[tuple[Any, int | None, Sequence[int]]]
+
+
+def _read_values(path: Path, display: str) -> tuple[_Values, list[Issue], str | None]:
+    """Parse a task file into its top-level values (with start lines where the format has
+    them), and the JSON text for placing issues later (None for TOML: tomllib keeps no
+    positions, so only TOML syntax errors carry a line)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: a byte-order mark (some Windows editors write one) is not content.
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        return [], [Issue(display, "", f"cannot read the file: {exc}")]
+        return [], [Issue(display, "", f"cannot read the file: {exc}")], None
     if path.suffix.lower() == ".toml":
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            message, line, column = split_toml_error(exc)
-            return [], [Issue(display, "", message, line, column)]
-        # `[[task]]` (or `[task]`, or `[[tasks]]`) holds the tasks; otherwise the whole file is
-        # one task (which has no `task`/`tasks` key of its own).
-        key = next(iter(data)) if len(data) == 1 else None
-        if key in ("task", "tasks") and isinstance(data[key], list | dict):
-            tasks = data[key]
-            if isinstance(tasks, dict):
-                return [(tasks, None, [])], []
-            return [(tasks, None, [])], []
-        return [(data, None, [])], []
+        values, issues = _toml_values(text, display)
+        return values, issues, None
     try:
-        return [(v, line, items) for v, line, items in loads_jsonc_located(text)], []
+        located = loads_jsonc_located(text)
     except JsoncError as exc:
-        return [], [Issue(display, "", f"invalid JSON: {exc.message}", exc.line, exc.column)]
+        issue = Issue(display, "", f"invalid JSON: {exc.message}", exc.line, exc.column)
+        return [], [issue], None
+    # Deep nesting was refused by the parser (jsonc.MAX_NESTING), at C speed.
+    return [(v, line, items) for v, line, items in located], [], text
+
+
+def _toml_values(text: str, display: str) -> tuple[_Values, list[Issue]]:
+    data, problem = parse_toml(text, display)
+    if problem is not None:
+        return [], [problem]
+    deep = nesting_problem(data)
+    if deep is not None:
+        return [], [Issue(display, deep[0], deep[1])]
+    if not data:
+        return [], []  # an empty file: "holds no task", like an empty JSON file
+    # `[[task]]` (or `[task]`, or `[[tasks]]`) holds the tasks; otherwise the whole file is
+    # one task (which has no `task`/`tasks` key of its own).
+    key = next(iter(data)) if len(data) == 1 else None
+    if key in ("task", "tasks") and isinstance(data[key], list | dict):
+        return [(data[key], None, [])], []
+    return [(data, None, [])], []
+
+
+def parse_toml(text: str, display: str) -> tuple[dict[str, Any], Issue | None]:
+    """tomllib.loads with every failure as an Issue: syntax errors with their position, and
+    nesting so deep that the parser itself runs out of stack."""
+    try:
+        return tomllib.loads(text), None
+    except tomllib.TOMLDecodeError as exc:
+        message, line, column = split_toml_error(exc)
+        return {}, Issue(display, "", message, line, column)
+    except RecursionError:
+        return {}, Issue(display, "", "invalid TOML: nested too deeply")
 
 
 def split_toml_error(exc: tomllib.TOMLDecodeError) -> tuple[str, int | None, int | None]:
@@ -452,12 +576,13 @@ def load_task_file(
     relative to the config folder kept on each LoadedTask (defaults to `display_name`). Every
     problem of every task is reported; tasks with errors are left out of the result.
     """
-    values, issues = _read_values(path, display_name)
+    values, issues, text = _read_values(path, display_name)
     if issues:
         return [], issues
     if not values:
         return [], [Issue(display_name, "", "the file holds no task")]
-    located, is_list = _shape(values, display_name)
+    located, is_list, shape = _shape(values, display_name)
+    locate = json_locator(text, shape) if text is not None else None
     stem = path.stem
     tasks: list[LoadedTask] = []
     for index, (raw, line) in enumerate(located):
@@ -476,6 +601,7 @@ def load_task_file(
                     base_path=base,
                     located=line,
                     display=display_name,
+                    locate=locate,
                 )
             )
-    return tasks, issues
+    return tasks, place_issues(issues, display_name, locate)

@@ -57,7 +57,11 @@ class CronSchedule:
     def __init__(self, expression: str, tz: ZoneInfo) -> None:
         self.expression = expression
         self.tz = tz
-        text = " ".join(expression.split())
+        # Messages quote the expression: a hostile one must not turn into a megabyte of error.
+        expression = expression if len(expression) <= 100 else expression[:100] + "…"
+        if len(self.expression) > 1000:
+            raise ValueError(f'invalid cron expression "{expression}": longer than 1000 characters')
+        text = " ".join(self.expression.split())
         if not text:
             raise ValueError(f'invalid cron expression "{expression}": it is empty')
         if text.startswith("@"):

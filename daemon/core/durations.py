@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Final
+
+# The longest duration any setting takes: timeouts, intervals, delays, TTLs, jitter, grace.
+# A value past it is a typo ("99999999999999999999d"), and asyncio's timers would overflow.
+MAX_DURATION: Final = 366 * 86400.0
+# History retention may be long: a hundred years is the ceiling of every duration.
+MAX_RETENTION: Final = 36525 * 86400.0
 
 _UNITS: dict[str, float] = {
     "ms": 0.001,
@@ -20,16 +27,35 @@ _NUMBER = re.compile(r"\s*(\d+(?:\.\d+)?|\.\d+)\s*")
 _HINT = 'expected a duration like "500ms", "30s", "5m", "1h30m", "7d" or a number of seconds'
 
 
-def _show(value: object) -> str:
-    return f'"{value}"' if isinstance(value, str) else repr(value)
+def _show(value: object, limit: int = 80) -> str:
+    if isinstance(value, int) and not -(10**30) < value < 10**30:
+        return f"(a number of about 10^{int(abs(value).bit_length() * 0.30103)})"
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    return f'"{text}"' if isinstance(value, str) else text
 
 
-def parse_duration(value: str | int | float) -> float:
-    """Return `value` in seconds; raise ValueError for negative, non-finite or malformed values."""
+def parse_duration(value: str | int | float, maximum: float = MAX_RETENTION) -> float:
+    """Return `value` in seconds; raise ValueError for negative, non-finite, malformed values
+    and values above `maximum` (callers pass the bound of their setting, e.g. MAX_DURATION)."""
+    seconds = _parse(value)
+    if seconds > maximum:
+        raise ValueError(
+            f"invalid duration {_show(value, 40)}: must be at most {format_duration(maximum)}"
+        )
+    return seconds
+
+
+def _parse(value: str | int | float) -> float:
     if isinstance(value, bool):
         # bool is an int subclass; `timeout = true` is a mistake, not one second.
         raise ValueError(f"invalid duration {_show(value)}: {_HINT}")
-    if isinstance(value, int | float):
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"invalid duration {_show(value, 40)}: must not be negative")
+        return float(value) if value < 2**63 else math.inf  # float() of 10**400 overflows
+    if isinstance(value, float):
         seconds = float(value)
         if not math.isfinite(seconds):
             raise ValueError(f"invalid duration {_show(value)}: {_HINT}")

@@ -134,6 +134,22 @@ class RunResult:
         return self.finished_at - self.started_at
 
 
+# A cancelled run (shutdown, overlap `replace`) re-raises asyncio.CancelledError, as it must;
+# the runner hangs what the run did so far on that exception for the caller to record.
+_PARTIAL: Final = "_cronstack_partial_result"
+
+
+def attach_partial(exc: BaseException, result: RunResult) -> None:
+    """Hang a cancelled run's result (status, error, the trace so far) on its CancelledError."""
+    setattr(exc, _PARTIAL, result)
+
+
+def partial_result(exc: BaseException) -> RunResult | None:
+    """The result `attach_partial` hung on `exc`, if any."""
+    result = getattr(exc, _PARTIAL, None)
+    return result if isinstance(result, RunResult) else None
+
+
 @dataclass(slots=True)
 class Outcome:
     """How one fire (or one attempt of it) ended. `final` is false for attempts a retry follows."""

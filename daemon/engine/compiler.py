@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from daemon.config.tasks import SOURCE_KEY, StepSource
+from daemon.config.tasks import SOURCE_KEY, StepSource, place_issues
 from daemon.core.cron import CronSchedule
 from daemon.core.errors import ConfigError, ExpressionError, Issue, join_path
 from daemon.core.text import did_you_mean
@@ -178,7 +178,18 @@ class StackCompiler:
 
     def _check_references(self, tpl: Template, field: str) -> None:
         for ref in tpl.references:
-            if ref.name not in self.defined and ref.name not in BUILTIN_NAMES:
+            if ref.name in self.defined:
+                continue
+            if ref.name == "error":
+                # A built-in that is only bound where an error was caught; anywhere else it
+                # reads null, which is never what the author meant.
+                self.warning(
+                    field,
+                    '"error" is only set in a Try-Catch\'s catch_steps and in on_failure;'
+                    " here it is null",
+                    column=ref.column,
+                )
+            elif ref.name not in BUILTIN_NAMES:
                 self.warning(
                     field,
                     f'undefined variable "{ref.name}": no earlier step defines it',
@@ -435,7 +446,7 @@ def compile_task(
 ) -> tuple[CompiledTask | None, list[Issue]]:
     """Compile one loaded task; returns the task (None if it has errors) and all its issues."""
     from daemon.config.tasks import build_events, check_events
-    from daemon.core.durations import parse_duration
+    from daemon.core.durations import MAX_DURATION, parse_duration
     from daemon.core.events import EventSchedule
 
     spec = loaded.spec
@@ -513,20 +524,21 @@ def compile_task(
         if not problems:
             cron = EventSchedule(build_events(spec.event_specs))
 
-    def duration(value: Any, where: str, default: float | None) -> float | None:
+    def duration(value: Any, default: float | None) -> float | None:
+        # The loader (daemon.config.tasks) checked every duration against its bounds and
+        # reported the bad ones at their own path; reporting here again would list them twice.
         if value is None:
             return default
         try:
-            return parse_duration(value)
-        except ValueError as exc:
-            issues.append(Issue(file, at(where), str(exc)))
+            return parse_duration(value, MAX_DURATION)
+        except ValueError:
             return default
 
-    timeout = duration(spec.timeout, "timeout", None)
-    jitter_s = duration(jitter, "schedule.jitter", 0.0) or 0.0
-    grace_s = duration(misfire_grace, "schedule.misfire_grace", 60.0) or 60.0
-    expect = duration(spec.expect_success_within, "expect_success_within", None)
-    retry = _retry_policy(spec.retry, file, at("retry"), issues)
+    timeout = duration(spec.timeout, None)
+    jitter_s = duration(jitter, 0.0) or 0.0
+    grace_s = duration(misfire_grace, 60.0) or 60.0
+    expect = duration(spec.expect_success_within, None)
+    retry = _retry_policy(spec.retry)
 
     comp = StackCompiler(
         registry=registry,
@@ -605,21 +617,19 @@ def _fingerprint_part(value: Any) -> Any:
     return repr(value)
 
 
-def _retry_policy(
-    spec: RetrySpec | None, file: str, path: str, issues: list[Issue]
-) -> RetryPolicy | None:
-    from daemon.core.durations import parse_duration
+def _retry_policy(spec: RetrySpec | None) -> RetryPolicy | None:
+    """The retry policy; None when absent or invalid (the loader reported what is wrong)."""
+    from daemon.core.durations import MAX_DURATION, parse_duration
 
     if spec is None:
         return None
     try:
         return RetryPolicy(
             max_attempts=max(1, int(spec.max_attempts)),
-            initial_delay=parse_duration(spec.initial_delay),
-            max_delay=parse_duration(spec.max_delay),
+            initial_delay=parse_duration(spec.initial_delay, MAX_DURATION),
+            max_delay=parse_duration(spec.max_delay, MAX_DURATION),
         )
-    except ValueError as exc:
-        issues.append(Issue(file, path, str(exc)))
+    except ValueError:
         return None
 
 
@@ -655,7 +665,8 @@ def compile_tasks(
             default_datasource=default_datasource,
             functions=library,
         )
-        issues.extend(found)
+        # Compile errors name a path; a JSON file also tells where that path is written.
+        issues.extend(place_issues(found, item.display, item.locate))
         if task is not None:
             tasks.append(task)
     issues.extend(library.compile_all())

@@ -19,6 +19,7 @@ from daemon.core.runs import (
     SUCCEEDED,
     TIMED_OUT,
     RunResult,
+    attach_partial,
     new_run_id,
     slot_id_for,
 )
@@ -50,7 +51,8 @@ async def run_stack(
 ) -> RunResult:
     """Run a compiled stack to its end and report the outcome; never raises a step's error.
 
-    Cancellation of the caller is recorded (`cancelled`) and then re-raised.
+    Cancellation of the caller is re-raised, carrying the `cancelled` result with the trace so
+    far (`daemon.core.runs.partial_result`).
     """
     started = int(time.time() * 1000)
     run_id = run_id or new_run_id()
@@ -106,10 +108,14 @@ async def run_stack(
                 "message": f"run exceeded its timeout of {timeout:g}s",
                 "step": running,
             }
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
+            # The trace so far goes with the exception (the step that was running is marked
+            # `cancelled` by the run context); the scheduler records it as the run's outcome.
             result.status = CANCELLED
-            result.error = {"type": "CancelledError", "message": "run cancelled", "step": None}
+            running = next((r.path for r in reversed(ctx.trace) if r.status == "cancelled"), None)
+            result.error = {"type": "CancelledError", "message": "run cancelled", "step": running}
             result.finished_at = int(time.time() * 1000)
+            attach_partial(exc, result)
             raise
         if result.status != SUCCEEDED and on_failure:
             await _run_on_failure(ctx, on_failure, result.error)

@@ -16,7 +16,7 @@ Calling convention (what the XanoScript compiler relies on):
   reads "now"): the compiler must not fold those into constants.
 * Filters never mutate their input; results may share unchanged parts with it.
 * Failures raise `ExpressionError` naming the filter: `filter "count" expects an array or
-  object, got text`. Sizes stay within MAX_STRING / MAX_LIST from `language`.
+  object, got text`. Sizes stay within MAX_STRING / MAX_LIST from `values`.
 
 Values are JSON values (None, bool, int, float, str, list, dict; Decimal from NUMERIC
 columns counts as a number). Binary results (raw hashes, `encrypt`, `base64_decode` of
@@ -54,6 +54,7 @@ from xml.etree import ElementTree
 import orjson
 
 from daemon.core.errors import ExpressionError
+from daemon.core.millis import Millis, plain
 from daemon.expr import phpdate
 from daemon.expr.values import MAX_INT, MAX_LIST, MAX_STRING, render
 
@@ -143,6 +144,10 @@ class FilterDef:
         self, value: Any, args: Sequence[Any] = (), ctx: FilterContext | None = None
     ) -> Any:
         self.check_arity(len(args))
+        # Times read from a column (Millis) are plain numbers to every filter.
+        value = plain(value)
+        if args:
+            args = [plain(a) for a in args]
         if self.needs_ctx:
             return self.fn(ctx if ctx is not None else DEFAULT_ENV, value, *args)
         return self.fn(value, *args)
@@ -183,7 +188,7 @@ def _expects(name: str, what: str, value: Any) -> ExpressionError:
 
 def _is_num(v: Any) -> bool:
     t = type(v)
-    return t is int or t is float or t is Decimal
+    return t is int or t is float or t is Decimal or t is Millis  # Millis: a time from a column
 
 
 # PHP 8 numeric strings: optional surrounding whitespace, sign, digits with an optional
@@ -395,6 +400,8 @@ def _num(name: str, value: Any) -> Any:
         if n is not None:
             return n
         raise _fail(name, f"expects a number, got non-numeric text {value[:40]!r}")
+    if t is Millis:  # a time read from a column (inside a list: the pipe unwraps only the top)
+        return int(value)
     raise _expects(name, "a number", value)
 
 

@@ -77,7 +77,7 @@ def op_mul(a: Any, b: Any, column: int) -> Any:
 def div_nums(a: Any, b: Any, column: int) -> Any:
     if b == 0:
         raise ExpressionError("division by zero", column=column)
-    if type(a) is int and type(b) is int:
+    if isinstance(a, int) and isinstance(b, int):  # Millis too (num_pair refused bools)
         q, r = divmod(a, b)
         return q if r == 0 else a / b  # 10 / 2 is 5, 7 / 2 is 3.5
     try:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from daemon.core.errors import ExpressionError
+from daemon.core.millis import Millis
 from daemon.core.text import did_you_mean
 from daemon.expr.filters import FILTERS, UNSUPPORTED_FILTERS, FilterDef
 from daemon.expr.nodes import Node, combine
@@ -96,7 +97,14 @@ def filter_call(
     """A node applying `fd` to `subject` and `args` (for a higher-order filter, `args[0]` was
     compiled to be evaluated in an ElemScope). `tz` fixes the default time zone (XanoScript:
     UTC); None uses the run's."""
-    sf = subject.fn
+    raw_subject = subject.fn
+
+    def sf(ctx: Any) -> Any:
+        # A time read from a column (Millis) is the plain number to every filter (their type
+        # dispatch is exact); its exact datetime matters only when written to a column again.
+        value = raw_subject(ctx)
+        return int(value) if type(value) is Millis else value
+
     call = fd.fn
     if fd.higher_order:
         ef = args[0].fn

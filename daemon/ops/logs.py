@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 import threading
+import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any, TextIO
 
 import orjson
 import structlog
+from aiohttp.http_exceptions import HttpProcessingError
 
 from daemon.core.runs import CURRENT_RUN, MISSED, SKIPPED, SUCCEEDED, Outcome
 from daemon.core.secrets import SECRETS
@@ -121,6 +123,130 @@ class _LineLogger:
 
 
 _file: ReopenableFile | None = None
+_handler: logging.Handler | None = None
+
+# Libraries log through the standard library; without a handler Python prints their warnings
+# (asyncpg's pool retries with a traceback each, aiohttp's "Error handling request") raw on
+# stderr. These levels keep their per-operation debug chatter out even at `level = "debug"`.
+LIBRARY_LEVELS = {
+    "asyncio": logging.WARNING,
+    "asyncpg": logging.WARNING,
+    "aiohttp": logging.WARNING,
+    "aiosqlite": logging.WARNING,
+    "redis": logging.WARNING,
+    "urllib3": logging.WARNING,
+}
+
+# A library record carrying one of these (or an asyncpg error: server gone, too many
+# connections) is an expected condition, not a bug: one line with the error's type and message
+# in `error`, no traceback. Client garbage on the admin port
+# (aiohttp logs it as an error with a traceback) is a warning: it is the client's fault.
+_EXPECTED = (OSError, asyncio.TimeoutError, HttpProcessingError)
+_CLIENT_ERRORS = (HttpProcessingError,)
+
+
+def is_expected(exc: BaseException) -> bool:
+    """An error that says something about the outside (network, server, client), not a bug:
+    logged as one line with `error_summary`, without a traceback."""
+    return isinstance(exc, _EXPECTED) or type(exc).__module__.startswith("asyncpg")
+
+
+def error_summary(exc: BaseException) -> str:
+    """`Type: message` on one line, bounded."""
+    text = " ".join(str(exc).split())
+    if len(text) > 300:
+        text = text[:300] + "…"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class _LibraryFilter(logging.Filter):
+    """Applies the configured level to library records after classifying them: expected errors
+    lose their traceback (kept as `error`), client errors become warnings."""
+
+    def __init__(self, threshold: int) -> None:
+        super().__init__()
+        self.threshold = threshold
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and is_expected(exc):
+            record.error_summary = error_summary(exc)
+            record.exc_info = None
+            record.exc_text = None
+            if isinstance(exc, _CLIENT_ERRORS) and record.levelno > logging.WARNING:
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return record.levelno >= self.threshold
+
+
+def _library_fields(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor for stdlib records: the logger's name and the error summary (and
+    ProcessorFormatter's private keys dropped before masking and shipping see them)."""
+    record = event_dict.pop("_record", None)
+    event_dict.pop("_from_structlog", None)
+    if record is not None:
+        event_dict["logger"] = record.name
+        summary = getattr(record, "error_summary", None)
+        if summary is not None:
+            event_dict["error"] = summary
+            event_dict.pop("exc_info", None)
+    return event_dict
+
+
+class _SinkHandler(logging.Handler):
+    """Hands stdlib records, rendered by structlog's ProcessorFormatter, to the line sink."""
+
+    def __init__(self, sink: _LineLogger) -> None:
+        super().__init__(logging.NOTSET)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:  # a broken library message must not take logging down
+            line = _orjson_dumps({"level": "error", "event": "log_record_unformattable"})
+        self.sink.msg(line)
+
+
+def _bridge_stdlib(sink: _LineLogger, threshold: int, chain: list[Any], renderer: Any) -> None:
+    """Route the standard library's logging (and `warnings`) through structlog's processors into
+    the same sink, replacing the handler a previous configure() installed."""
+    global _handler
+    root = logging.getLogger()
+    if _handler is not None:
+        root.removeHandler(_handler)
+    handler = _SinkHandler(sink)
+    handler.addFilter(_LibraryFilter(threshold))
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=chain,
+            processors=[renderer],  # _library_fields already removed the private keys
+        )
+    )
+    root.addHandler(handler)
+    root.setLevel(threshold)
+    _handler = handler
+    for name, level in LIBRARY_LEVELS.items():
+        logging.getLogger(name).setLevel(max(level, threshold))
+    # Never print a logging failure's traceback on stderr (the handler above copes).
+    logging.raiseExceptions = False
+    # warnings.warn(...) becomes a log line like any other instead of text on stderr.
+    warnings.showwarning = _show_warning
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    structlog.get_logger("py.warnings").warning(
+        "python_warning",
+        category=category.__name__,
+        message=str(message),
+        location=f"{filename}:{lineno}",
+    )
 
 
 class _Settings:
@@ -155,36 +281,44 @@ def configure(
         _file = None
     if file and _file is None:
         _file = ReopenableFile(file)
-    processors: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        merge_run,
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
-        # Tracebacks as plain text without local variables: locals may hold secrets. Rendered
-        # before masking so a secret inside an exception message is masked too.
-        structlog.processors.format_exc_info,
-        mask_secrets,
-    ]
-    if ship is not None:
-        processors.append(ship)
+
+    def chain(*extra: Any) -> list[Any]:
+        processors: list[Any] = [
+            structlog.contextvars.merge_contextvars,
+            merge_run,
+            structlog.processors.add_log_level,
+            *extra,
+            structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+            # Tracebacks as plain text without local variables: locals may hold secrets.
+            # Rendered before masking so a secret inside an exception message is masked too.
+            structlog.processors.format_exc_info,
+            mask_secrets,
+        ]
+        if ship is not None:
+            processors.append(ship)
+        return processors
+
+    renderer: Any
     if fmt == "console":
-        processors.append(structlog.dev.ConsoleRenderer(colors=False))
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
     else:
-        processors.append(structlog.processors.JSONRenderer(serializer=_orjson_dumps))
+        renderer = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
     previous = _settings.sink
     if previous is not None:
         previous.flush()
     sink = _LineLogger(out, _file)
-    _settings.level = _LEVELS.get(level, logging.INFO)
+    threshold = _LEVELS.get(level, logging.INFO)
+    _settings.level = threshold
     _settings.json = fmt != "console"
     _settings.ship = ship
     _settings.sink = sink
     structlog.configure(
-        processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
+        processors=[*chain(), renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(threshold),
         logger_factory=lambda *_: sink,
         cache_logger_on_first_use=False,
     )
+    _bridge_stdlib(sink, threshold, chain(_library_fields), renderer)
 
 
 def flush() -> None:

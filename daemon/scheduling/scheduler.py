@@ -33,6 +33,7 @@ from daemon.core.runs import (
     Outcome,
     RunResult,
     new_run_id,
+    partial_result,
     slot_id_for,
 )
 from daemon.engine.runner import run_task
@@ -911,14 +912,19 @@ class Scheduler:
                 await self.clock.sleep(delay)
                 if not await self._claim(run):
                     return
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as cancelled:
             claiming = run.claiming or run.claimed_ahead
             if claiming is not None and not claiming.done():
                 with contextlib.suppress(Exception):
                     await asyncio.shield(claiming)
-            now = _ms(self.clock.now())
-            await self._record(
-                Outcome(
+            partial = partial_result(cancelled)
+            if partial is not None and partial.run_id == run.run_id:
+                # Cancelled while running: the runner's result keeps the trace so far.
+                outcome = Outcome.from_result(partial)
+                outcome.reason = run.cancel_reason or "cancelled"
+            else:
+                now = _ms(self.clock.now())
+                outcome = Outcome(
                     task=task.name,
                     run_id=run.run_id,
                     slot_id=run.slot_id,
@@ -931,7 +937,7 @@ class Scheduler:
                     error={"type": "CancelledError", "message": "run cancelled", "step": None},
                     reason=run.cancel_reason or "cancelled",
                 )
-            )
+            await self._record(outcome)
             raise
         except Exception as exc:
             # A bug in the runner, not a step failure: still exactly one outcome for the fire.

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hmac
 import os
+import re
 import stat
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -23,6 +24,7 @@ from daemon.core.errors import TaskLookupError
 from daemon.core.listen import ListenAddress
 from daemon.core.runs import RUN_STATUSES
 from daemon.core.secrets import mask_value
+from daemon.core.text import name_problem, shown
 from daemon.ops.metrics import CONTENT_TYPE
 from daemon.state.queries import RunQueries, run_json
 from daemon.web import dashboard
@@ -41,6 +43,11 @@ log = structlog.get_logger("cronstack.admin")
 MAX_LIMIT = 1000
 READY_TIMEOUT = 2.0
 TASK_PAGE_RUNS = 50
+# Run ids are 32 hex digits (daemon/core/runs.py); older or foreign ones stay within this. Every
+# identifier from a request is checked before it reaches a query: malformed is 400, a
+# well-formed one that matches nothing 404 (PostgreSQL would refuse a NUL with an error).
+_RUN_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+_LIMIT = re.compile(r"[0-9]{1,7}")
 
 
 class AdminListenError(OSError):
@@ -167,6 +174,11 @@ class AdminServer:
                 listen=self.bound,
             )
         log.info("admin_listening", listen=self.bound, auth=self.token is not None)
+
+    def set_token(self, token: str | None) -> None:
+        """A new admin token (a reload): old sessions and the old token stop working at once."""
+        self.token = token or None
+        self.sessions = Sessions(token) if token else None
 
     @property
     def base_url(self) -> str:
@@ -315,10 +327,13 @@ class AdminServer:
     # --- tasks ----------------------------------------------------------------------------------
 
     def _task(self, name: str) -> CompiledTask:
+        problem = name_problem(name)
+        if problem is not None:
+            raise web.HTTPBadRequest(reason=f"malformed task name {shown(name)}: {problem}")
         for task in self.ctx.scheduler.tasks():
             if task.name == name:
                 return task
-        raise web.HTTPNotFound(reason=f'unknown task "{name}"')
+        raise web.HTTPNotFound(reason=f"unknown task {shown(name)}")
 
     async def api_tasks(self, request: web.Request) -> web.Response:
         # Served from bytes while nothing it shows changed: a poller at 200 req/s costs the
@@ -338,7 +353,7 @@ class AdminServer:
         try:
             run_id = self.ctx.scheduler.trigger(name)
         except TaskLookupError:
-            raise web.HTTPNotFound(reason=f'unknown task "{name}"') from None
+            raise web.HTTPNotFound(reason=f"unknown task {shown(name)}") from None
         except RuntimeError as exc:
             raise web.HTTPServiceUnavailable(reason=str(exc)) from None
         self.views.invalidate()
@@ -391,13 +406,14 @@ class AdminServer:
         task = query.get("task") or None
         status = query.get("status") or None
         raw_limit = query.get("limit") or "50"
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+        # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+        if not _LIMIT.fullmatch(raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
             raise web.HTTPBadRequest(
-                reason=f'limit must be a whole number from 1 to {MAX_LIMIT}, got "{raw_limit}"'
+                reason=f"limit must be a whole number from 1 to {MAX_LIMIT}, got {shown(raw_limit)}"
             )
         if status is not None and status not in RUN_STATUSES:
             known = ", ".join(sorted(RUN_STATUSES))
-            raise web.HTTPBadRequest(reason=f'unknown status "{status}" (one of: {known})')
+            raise web.HTTPBadRequest(reason=f"unknown status {shown(status)} (one of: {known})")
         if task is not None:
             self._task(task)
         return task, status, int(raw_limit)
@@ -413,9 +429,14 @@ class AdminServer:
         return [run_json(r, self._tz(r["task"])) for r in rows]
 
     async def run_detail(self, run_id: str) -> dict[str, Any]:
+        if not _RUN_ID.fullmatch(run_id):
+            raise web.HTTPBadRequest(
+                reason=f"malformed run id {shown(run_id)}: expected up to 64 letters, digits,"
+                ' "-" or "_"'
+            )
         row = await self._queries().run(run_id)
         if row is None:
-            raise web.HTTPNotFound(reason=f'unknown run "{run_id}"')
+            raise web.HTTPNotFound(reason=f"unknown run {shown(run_id)}")
         out = run_json(row, self._tz(row["task"]))
         out["steps"] = mask_value(row["trace"]) if row["trace"] is not None else None
         return out
@@ -518,7 +539,7 @@ class AdminServer:
     async def task_action(self, request: web.Request) -> web.Response:
         name, action = request.match_info["name"], request.match_info["action"]
         if action not in ("run", "pause", "resume"):
-            raise web.HTTPNotFound(reason=f'unknown action "{action}"')
+            raise web.HTTPNotFound(reason=f"unknown action {shown(action)}")
         if action == "run":
             run_id = self._trigger(name)
             raise web.HTTPSeeOther(f"/runs/{quote(run_id)}")

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from daemon.core.errors import ExpressionError
+from daemon.core.millis import Millis
 from daemon.expr.filters import FILTERS, loose_equals, php_compare, xano_type
 from daemon.expr.values import MAX_INT, MAX_LIST, MISSING, sized_str
 
@@ -43,8 +44,14 @@ def xano_error(error: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
+def _num(value: Any) -> Any:
+    # A time read from a column (Millis, an int subclass) is its plain number here: the PHP
+    # juggling of the filters dispatches on exact types.
+    return int(value) if type(value) is Millis else value
+
+
 def text(value: Any) -> str:
-    return value if type(value) is str else _TO_TEXT(value)
+    return value if type(value) is str else _TO_TEXT(_num(value))
 
 
 def add(a: Any, b: Any) -> Any:
@@ -53,6 +60,8 @@ def add(a: Any, b: Any) -> Any:
         r = a + b
         if type(r) is float or -MAX_INT <= r <= MAX_INT:
             return r
+    if ta is Millis or tb is Millis:
+        return add(_num(a), _num(b))
     if ta is str or tb is str:
         return concat(a, b)
     return _ADD(a, b)
@@ -68,6 +77,8 @@ def numeric(slow: Callable[[Any, Any], Any], fast: Callable[[Any, Any], Any]) ->
             r = fast(a, b)
             if type(r) is float or -MAX_INT <= r <= MAX_INT:
                 return r
+        if ta is Millis or tb is Millis:
+            return op(_num(a), _num(b))
         return slow(a, b)
 
     return op
@@ -82,6 +93,8 @@ def loose_eq(a: Any, b: Any) -> bool:
     ta, tb = type(a), type(b)
     if (ta is int or ta is float) and (tb is int or tb is float):
         return bool(a == b)
+    if ta is Millis or tb is Millis:
+        return loose_eq(_num(a), _num(b))
     if ta is str and tb is str:
         if a == b:
             return True
@@ -95,7 +108,7 @@ def ordered(test: Callable[[int], bool], fast: Callable[[Any, Any], bool]) -> An
         ta, tb = type(a), type(b)
         if (ta is int or ta is float) and (tb is int or tb is float):
             return fast(a, b)
-        return test(php_compare(a, b))
+        return test(php_compare(_num(a), _num(b)))
 
     return compare
 

@@ -46,14 +46,21 @@ TASKS: list[dict[str, Any]] = [
 ]
 
 
-def write_config(tmp: Path, tasks: list[dict[str, Any]] | None = None, extra: str = "") -> Path:
+def write_config(
+    tmp: Path,
+    tasks: list[dict[str, Any]] | None = None,
+    extra: str = "",
+    state_url: str | None = None,
+) -> Path:
+    """A config whose state store is SQLite in `tmp`, or `state_url` (PostgreSQL)."""
     (tmp / "tasks").mkdir(exist_ok=True)
     for i, task in enumerate(tasks if tasks is not None else TASKS):
         (tmp / "tasks" / f"t{i}.json").write_text(json.dumps(task))
     path = tmp / "config.toml"
+    url = state_url or f"sqlite:///{tmp}/state.db"
     path.write_text(
         '[daemon]\ntasks = ["tasks/*.json"]\nstate = "primary"\n'
-        f'[datasources.primary]\nurl = "sqlite:///{tmp}/state.db"\n{extra}'
+        f'[datasources.primary]\nurl = "{url}"\n{extra}'
     )
     return path
 
@@ -104,10 +111,13 @@ async def harness(
     *,
     token: str | None = TOKEN,
     tasks: list[dict[str, Any]] | None = None,
+    state_url: str | None = None,
+    extra: str = "",
     config: Path | None = None,
 ) -> AsyncIterator[Harness]:
-    """`config` (written by the caller) replaces the one made from `tasks`."""
-    loaded = await load(config or write_config(tmp, tasks), {})
+    """`config` (written by the caller) replaces the one made from `tasks`, `extra` and
+    `state_url`."""
+    loaded = await load(config or write_config(tmp, tasks, extra, state_url=state_url), {})
     assert not loaded.errors, loaded.errors
     store = store_from_config(loaded.config)
     assert store is not None

@@ -183,12 +183,12 @@ listen = "localhost"
         'config.toml: datasources.primary.init_sql[0]: file not found: "missing.sql"',
         'config.toml: admin.listen: expected "host:port", a unix socket path, or "" to disable;'
         ' got "localhost"',
-        'tasks/bad_cron.json: schedule: invalid cron expression "61 * * * *":'
+        'tasks/bad_cron.json:1:2: schedule: invalid cron expression "61 * * * *":'
         ' bad minute field "61"',
         "tasks/bad_json.json:2:6: invalid JSON: unexpected character, expected ':' after key",
-        'tasks/bad_tz.json: schedule.timezone: unknown timezone "X/Y"',
+        'tasks/bad_tz.json:1:44: schedule.timezone: unknown timezone "X/Y"',
         # bad_ds.json's data_source is the compiler's to judge (see tests/test_cli.py).
-        'tasks/dup.json: name: duplicate task name "bad_ds" (also in tasks/bad_ds.json)',
+        'tasks/dup.json:1:2: name: duplicate task name "bad_ds" (also in tasks/bad_ds.json)',
     ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.core.durations import format_duration, parse_duration
+from daemon.core.durations import MAX_DURATION, MAX_RETENTION, format_duration, parse_duration
 
 
 @pytest.mark.parametrize(
@@ -66,3 +66,31 @@ def test_format(seconds: float, text: str) -> None:
     """format_duration is compact and parses back to the same value."""
     assert format_duration(seconds) == text
     assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    ("value", "maximum", "message"),
+    [
+        (1e300, MAX_DURATION, "must be at most 366d"),
+        ("99999999999999999999d", MAX_DURATION, "must be at most 366d"),
+        ("367d", MAX_DURATION, "must be at most 366d"),
+        (10**400, MAX_DURATION, "must be at most 366d"),
+        (-(10**400), MAX_DURATION, "must not be negative"),
+        ("9" * 400 + "s", MAX_DURATION, "must be at most 366d"),
+        (float("inf"), MAX_RETENTION, "invalid duration"),
+        ("40000d", MAX_RETENTION, "must be at most 36525d"),
+    ],
+)
+def test_bounds(value: str | float, maximum: float, message: str) -> None:
+    """A duration is finite, not negative and at most the setting's maximum."""
+    with pytest.raises(ValueError, match=message):
+        parse_duration(value, maximum)
+
+
+@pytest.mark.parametrize(
+    ("value", "maximum", "seconds"),
+    [("366d", MAX_DURATION, 366 * 86400), ("36525d", MAX_RETENTION, 36525 * 86400)],
+)
+def test_bounds_are_inclusive(value: str, maximum: float, seconds: float) -> None:
+    """The maximum itself is allowed."""
+    assert parse_duration(value, maximum) == seconds

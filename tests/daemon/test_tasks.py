@@ -100,7 +100,7 @@ def test_list_file_names_and_paths(tmp_path: Path) -> None:
     assert [t.name for t in tasks] == ["jobs[0]", "jobs[1]", "x"]
     assert [(t.index, t.base_path, t.line) for t in tasks[:2]] == [(0, "[0]", 2), (1, "[1]", 3)]
     assert len(issues) == 1
-    assert issues[0].startswith("tasks/jobs.json: [2].schedule.cron_expression: invalid cron")
+    assert issues[0].startswith("tasks/jobs.json:4:30: [2].schedule.cron_expression: invalid cron")
 
 
 def test_every_issue_of_a_task_is_reported(tmp_path: Path) -> None:
@@ -120,16 +120,16 @@ def test_every_issue_of_a_task_is_reported(tmp_path: Path) -> None:
     )
     assert sorted(issues) == sorted(
         [
-            'tasks/report.json: schedule.foo: unknown key "foo"',
-            "tasks/report.json: retry.max_attempts: expected int, got str",
-            'tasks/report.json: status: must be one of "active", "inactive", got "paused"',
-            'tasks/report.json: bogus: unknown key "bogus"',
-            'tasks/report.json: schedule.timezone: unknown timezone "Mars/Olympus"',
-            'tasks/report.json: schedule.cron_expression: invalid cron expression "61 * * * *":'
-            ' bad minute field "61"',
-            'tasks/report.json: retry.initial_delay: invalid duration "soon": expected a duration'
-            ' like "500ms", "30s", "5m", "1h30m", "7d" or a number of seconds',
-            'tasks/report.json: timeout: invalid duration "-5s": must not be negative',
+            'tasks/report.json:3:85: schedule.foo: unknown key "foo"',
+            "tasks/report.json:4:21: retry.max_attempts: expected int, got str",
+            'tasks/report.json:6:11: status: must be one of "active", "inactive", got "paused"',
+            'tasks/report.json:7:11: bogus: unknown key "bogus"',
+            'tasks/report.json:3:57: schedule.timezone: unknown timezone "Mars/Olympus"',
+            "tasks/report.json:3:24: schedule.cron_expression: invalid cron expression"
+            ' "61 * * * *": bad minute field "61"',
+            'tasks/report.json:4:42: retry.initial_delay: invalid duration "soon": expected a'
+            ' duration like "500ms", "30s", "5m", "1h30m", "7d" or a number of seconds',
+            'tasks/report.json:5:11: timeout: invalid duration "-5s": must not be negative',
         ]
     )
 
@@ -141,8 +141,8 @@ def test_one_bad_task_does_not_hide_others(tmp_path: Path) -> None:
     )
     assert [t.name for t in tasks] == ["a", "b", "c"]
     assert issues == [
-        'tasks/many.json: [0].x: unknown key "x"',
-        'tasks/many.json: [2].y: unknown key "y"',
+        'tasks/many.json:1:16: [0].x: unknown key "x"',
+        'tasks/many.json:1:54: [2].y: unknown key "y"',
     ]
 
 
@@ -150,7 +150,8 @@ def test_missing_cron_expression(tmp_path: Path) -> None:
     """A schedule object needs cron_expression."""
     _, issues = load(tmp_path, "t.json", '{"schedule": {"timezone": "UTC"}}')
     assert issues == [
-        'tasks/t.json: schedule.cron_expression: missing required key "cron_expression"'
+        # A missing key is placed at the object that lacks it.
+        'tasks/t.json:1:2: schedule.cron_expression: missing required key "cron_expression"'
     ]
 
 
@@ -214,7 +215,7 @@ def test_empty_file(tmp_path: Path) -> None:
 def test_non_object_task(tmp_path: Path) -> None:
     """A list item that is not an object is reported with its index."""
     _, issues = load(tmp_path, "l.json", '[{"name": "a"}, 3]')
-    assert issues == ["tasks/l.json: [1]: expected an object, got number"]
+    assert issues == ["tasks/l.json:1:17: [1]: expected an object, got number"]
 
 
 def test_retry_validation() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import secrets
 import time
@@ -407,3 +408,54 @@ async def test_concurrent_loop_items_do_not_mix() -> None:
         ]
     )
     assert result.status == "succeeded", result.error
+
+
+LOG_ERROR = {"function": "Log", "message": "{{error.message}}"}
+ERROR_SCOPES: dict[str, tuple[list[Any], list[str]]] = {
+    "top level": ([LOG_ERROR], ["function_stack[0].message"]),
+    "try_steps": (
+        [{"function": "Try-Catch", "try_steps": [LOG_ERROR], "catch_steps": []}],
+        ["function_stack[0].try_steps[0].message"],
+    ),
+    "catch_steps": ([{"function": "Try-Catch", "try_steps": [], "catch_steps": [LOG_ERROR]}], []),
+    "nested in catch": (
+        [
+            {
+                "function": "Try-Catch",
+                "catch_steps": [
+                    {"function": "Conditional", "condition": True, "true_steps": [LOG_ERROR]}
+                ],
+            }
+        ],
+        [],
+    ),
+    "finally_steps": (
+        [{"function": "Try-Catch", "try_steps": [], "finally_steps": [LOG_ERROR]}],
+        ["function_stack[0].finally_steps[0].message"],
+    ),
+    "after the Try-Catch": (
+        [{"function": "Try-Catch", "catch_steps": [LOG_ERROR]}, LOG_ERROR],
+        ["function_stack[1].message"],
+    ),
+}
+
+
+@pytest.mark.parametrize(("raw", "warned"), ERROR_SCOPES.values(), ids=ERROR_SCOPES.keys())
+def test_error_outside_catch_is_a_warning(raw: list[Any], warned: list[str]) -> None:
+    """`error` is bound in catch_steps (and on_failure); referenced elsewhere it warns."""
+    warnings = [w for w in compile_warnings(raw) if '"error"' in w.message]
+    assert [w.path for w in warnings] == warned
+    assert all("catch_steps and in on_failure" in w.message for w in warnings)
+
+
+def test_error_in_on_failure_is_not_a_warning(cli: Any, tmp_path: Path) -> None:
+    """A task's on_failure stack sees `error`: `check --json` lists no warning for it, while
+    the same reference in function_stack is one."""
+    (tmp_path / "tasks").mkdir()
+    task = {"name": "t", "function_stack": [LOG_ERROR], "on_failure": [LOG_ERROR]}
+    (tmp_path / "tasks" / "t.json").write_text(json.dumps(task))
+    config = tmp_path / "config.toml"
+    config.write_text('[daemon]\ntasks = ["tasks/*.json"]\n[admin]\nlisten = ""\n')
+    code, out, _err = cli("check", "-c", str(config), "--json")
+    doc = json.loads(out)
+    assert code == 0 and [w["path"] for w in doc["warnings"]] == ["function_stack[0].message"]

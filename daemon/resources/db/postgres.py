@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextvars import ContextVar
 from pathlib import Path
@@ -27,6 +28,25 @@ _PG_ERRORS = (
     ValueError,
     TypeError,
     OverflowError,
+)
+
+# The connection died under a statement: the server went away, the network cut it, an
+# operator ended the backend. Not "cannot connect" (that fails in acquire, before any query).
+_LOST = (
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    ConnectionResetError,
+    BrokenPipeError,
+    ConnectionAbortedError,
+)
+
+# The server cannot be reached (the pool opens a connection for the statement and fails).
+_UNREACHABLE = (
+    ConnectionRefusedError,
+    socket.gaierror,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
 )
 
 _PG_COLUMNS = """
@@ -179,11 +199,28 @@ class PostgresDataSource(DataSource):
             )
         self._tables = tables
 
+    def _query_error(self, exc: BaseException, what: str = "") -> DatabaseError:
+        """A failed statement's error; a connection that died under it says so."""
+        if isinstance(exc, _LOST):
+            detail = redact_url(str(exc)) or "closed"
+            lost = (
+                "the connection to the database was lost during the query"
+                f" ({type(exc).__name__}: {detail})"
+            )
+            return self._error_text(f"{what}: {lost}" if what else lost)
+        if isinstance(exc, _UNREACHABLE):
+            down = f"cannot connect to the database ({type(exc).__name__}: {redact_url(str(exc))})"
+            return self._error_text(f"{what}: {down}" if what else down)
+        return self._error(exc, what)
+
+    def _error_text(self, text: str) -> DatabaseError:
+        return DatabaseError(f'data source "{self.name}": {text}')
+
     async def fetch(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         try:
             records = await self._target().fetch(sql, *params)
         except _PG_ERRORS as exc:
-            raise self._error(exc) from exc
+            raise self._query_error(exc) from exc
         return [dict(r) for r in records]
 
     async def fetch_raw(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
@@ -193,31 +230,38 @@ class PostgresDataSource(DataSource):
             try:
                 records = await pinned.fetch(sql, *params)
             except _PG_ERRORS as exc:
-                raise self._error(exc) from exc
+                raise self._query_error(exc) from exc
             return [dict(r) for r in records]
         try:
             async with self.pool.acquire() as conn:
+                lost = False
                 try:
                     records = await conn.fetch(sql, *params)
+                except _LOST:
+                    lost = True
+                    raise
                 finally:
                     # User SQL may SET, LISTEN or take advisory locks: undo it before reuse.
-                    await conn.reset()
+                    # A connection that died has nothing to undo: asyncpg already handed it
+                    # back (reset() would raise and hide why the query failed).
+                    if not lost:
+                        await conn.reset()
         except _PG_ERRORS as exc:
-            raise self._error(exc) from exc
+            raise self._query_error(exc) from exc
         return [dict(r) for r in records]
 
     async def fetchrow(self, sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
         try:
             record = await self._target().fetchrow(sql, *params)
         except _PG_ERRORS as exc:
-            raise self._error(exc) from exc
+            raise self._query_error(exc) from exc
         return None if record is None else dict(record)
 
     async def execute(self, sql: str, params: Sequence[Any]) -> int:
         try:
             status = await self._target().execute(sql, *params)
         except _PG_ERRORS as exc:
-            raise self._error(exc) from exc
+            raise self._query_error(exc) from exc
         # Command tags end with the row count: "DELETE 3", "INSERT 0 1", "UPDATE 0".
         tail = status.rpartition(" ")[2]
         return int(tail) if tail.isdigit() else 0
@@ -226,7 +270,7 @@ class PostgresDataSource(DataSource):
         try:
             await self._target().executemany(sql, rows)
         except _PG_ERRORS as exc:
-            raise self._error(exc) from exc
+            raise self._query_error(exc) from exc
 
     async def insert_many(
         self, table: TableInfo, columns: list[str], rows: list[tuple[Any, ...]]
@@ -238,7 +282,7 @@ class PostgresDataSource(DataSource):
                 table.name, records=rows, columns=columns, schema_name=table.schema
             )
         except _PG_ERRORS as exc:
-            raise self._error(exc, f'bulk insert into "{table.name}"') from exc
+            raise self._query_error(exc, f'bulk insert into "{table.name}"') from exc
         return len(rows)
 
     @contextlib.asynccontextmanager
@@ -282,4 +326,4 @@ class PostgresDataSource(DataSource):
         try:
             await tx.commit()
         except _PG_ERRORS as exc:
-            raise self._error(exc, "committing the transaction") from exc
+            raise self._query_error(exc, "committing the transaction") from exc

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from daemon.core.millis import Millis
 from daemon.resources.db.base import ColumnInfo, Converter, Dialect
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -21,11 +22,14 @@ _MS = timedelta(milliseconds=1)
 
 # --- value conversion -----------------------------------------------------------------------------
 # Time values travel as ms since the epoch (docs/contract.md "Time values"); ISO strings are
-# accepted too.
+# accepted too. A time read from a column is a `Millis`: the ms, plus the exact datetime, which
+# the coercions below bind instead, so copying a row keeps its microseconds.
 
 
 def _parse_datetime(value: Any) -> datetime:
     """ms (int/float/digit string), ISO-8601 text, date or datetime -> aware UTC datetime."""
+    if type(value) is Millis:
+        return value.aware()
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, bool):
@@ -46,14 +50,19 @@ def _parse_datetime(value: Any) -> datetime:
 
 
 def _to_timestamptz(value: Any) -> Any:
-    if type(value) is int:  # the common case (ms from a template or a decoded row) first
+    t = type(value)
+    if t is int:  # the common case (ms from a template) first
         return EPOCH + timedelta(0, 0, 0, value)  # positional: ~2x faster than milliseconds=
+    if t is Millis:  # read from a column: its exact value, not the ms
+        return value.aware()
     return None if value is None else _parse_datetime(value)
 
 
 def _to_timestamp(value: Any) -> Any:
     if value is None:
         return None
+    if type(value) is Millis:
+        return value.naive_utc()
     return _parse_datetime(value).astimezone(UTC).replace(tzinfo=None)
 
 
@@ -68,7 +77,7 @@ def _to_date(value: Any) -> Any:
 def _to_int(value: Any) -> Any:
     if value is None or type(value) is int:
         return value
-    if isinstance(value, bool):
+    if isinstance(value, int):  # bool, or a Millis going into an integer column
         return int(value)
     if isinstance(value, float | Decimal):
         if value != int(value):
@@ -141,15 +150,8 @@ def _identity(value: Any) -> Any:
     return value
 
 
-def datetime_to_ms(value: datetime) -> int:
-    """Aware or naive (read as UTC) datetime -> ms since the epoch."""
-    if value.tzinfo is None:
-        return (value - _EPOCH_NAIVE) // _MS
-    return (value - EPOCH) // _MS
-
-
 def _decode_datetime(value: Any) -> Any:
-    return datetime_to_ms(value) if isinstance(value, datetime) else value
+    return Millis(value) if isinstance(value, datetime) else value
 
 
 def _decode_date(value: Any) -> Any:
@@ -178,7 +180,7 @@ def decode_value(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     if isinstance(value, datetime):
-        return datetime_to_ms(value)
+        return Millis(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -235,17 +237,22 @@ def _pg_converters(typname: str) -> tuple[Converter, Converter | None]:
 
 
 def _sqlite_ts_text(value: Any) -> Any:
+    """UTC ISO text: milliseconds (`…:54.134Z`), or microseconds when the value has them."""
     if value is None:
         return None
+    if type(value) is Millis and value.text is not None:
+        return value.text  # read from a SQLite timestamp column: written back as it was
     dt = _parse_datetime(value).astimezone(UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    micro = dt.microsecond
+    fraction = f"{micro // 1000:03d}" if micro % 1000 == 0 else f"{micro:06d}"
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + fraction + "Z"
 
 
 def _sqlite_decode_ts(value: Any) -> Any:
     if isinstance(value, str):
         try:
-            return datetime_to_ms(_parse_datetime(value))
-        except ValueError:
+            return Millis(_parse_datetime(value), value)
+        except (ValueError, OverflowError):
             return value
     return value
 

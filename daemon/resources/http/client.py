@@ -149,14 +149,24 @@ class HttpClient:
             self._session = session
         return session
 
-    async def _check_destination(self, url: URL) -> None:
-        """The guard's part before a connection: IP literals (which aiohttp never resolves)
-        and, through a proxy (which resolves names itself), the name's addresses."""
+    async def _destination(self, url: URL) -> tuple[URL, str | None]:
+        """The guard's part before a connection; returns where to send the request and, when
+        that is not the URL's own host, the name to keep (Host header, TLS SNI and
+        certificate check).
+
+        IP literals are checked here (aiohttp never resolves them). Names are checked by the
+        resolver on every connection — except through a proxy, which resolves names itself
+        and could get another answer than the one checked (DNS rebinding). There the name is
+        resolved and checked here and the proxy is asked for the checked address: `GET
+        http://203.0.113.7/...` with `Host: api.example.com`, or `CONNECT 203.0.113.7:443`
+        with the TLS session still for api.example.com. A name in `allow_hosts` (or with the
+        guard off) goes to the proxy by name: the operator chose to trust it.
+        """
         host = url.raw_host or ""
         port = url.port or 0
         key = (host, port)
         if key in self._cleared:
-            return
+            return url, None
         if url.scheme not in ("http", "https"):
             raise HttpError(f'unsupported URL scheme "{url.scheme}" (use http or https)')
         if not host:
@@ -167,15 +177,19 @@ class HttpClient:
                 # An IP literal's verdict never changes (names are re-checked by the resolver
                 # on every lookup), so the per-request parse is done once.
                 self._cleared.add(key)
-            return
+            return url, None
+        name = host.lower().rstrip(".")
+        if self.policy.host_allowed(name, port):
+            return url, None
         assert self._resolver is not None
         try:
-            await self._resolver.resolve(host, port)
+            answers = await self._resolver.resolve(host, port)
         except OSError as exc:
             cause = blocked_cause(exc)
             if cause is not None:
                 raise cause from None
             raise HttpConnectionError(f"cannot resolve {host}: {exc}") from None
+        return url.with_host(answers[0]["host"]), host
 
     async def request(
         self,
@@ -232,9 +246,21 @@ class HttpClient:
             # slow trickle of bytes cannot hold a run past its timeout.
             async with asyncio.timeout(limit):
                 for _hop in range(MAX_REDIRECTS + 1):
-                    await self._check_destination(target)
+                    send_to, name = await self._destination(target)
+                    extra: dict[str, Any] = {}
+                    sent_headers = hdrs
+                    if name is not None:  # pinned to the checked address (through a proxy)
+                        if not any(k.lower() == "host" for k in hdrs):
+                            sent_headers = {**hdrs, "Host": _host_header(target)}
+                        if target.scheme == "https":
+                            extra["server_hostname"] = name
                     async with session.request(
-                        method, target, headers=hdrs, data=data, allow_redirects=False
+                        method,
+                        send_to,
+                        headers=sent_headers,
+                        data=data,
+                        allow_redirects=False,
+                        **extra,
                     ) as resp:
                         nxt = self._redirect(resp, target) if self.follow_redirects else None
                         if nxt is None:
@@ -306,6 +332,12 @@ class HttpClient:
             # Passed in, so the connector does not own (or close) it.
             await self._resolver.close()
             self._resolver = None
+
+
+def _host_header(url: URL) -> str:
+    """The Host header a request to `url` carries: the name, and the port unless default."""
+    host = url.raw_host or ""
+    return f"{host}:{url.explicit_port}" if url.explicit_port is not None else host
 
 
 def _too_big(method: str, url: URL, cap: int) -> str:
