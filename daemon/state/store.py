@@ -32,6 +32,7 @@ from daemon.core.runs import (
 from daemon.core.secrets import mask_value
 from daemon.resources.db import create_datasource
 from daemon.resources.db.base import DataSource
+from daemon.resources.db.postgres import PostgresDataSource
 from daemon.resources.db.sqlite import SqliteDataSource
 from daemon.state import spool
 from daemon.state.dbclock import DatabaseClock
@@ -219,6 +220,8 @@ class StateStore:
                 # never corrupt it. FULL's fsync per commit cost a flush's worth of latency.
                 await self.ds.execute("PRAGMA synchronous=NORMAL", [])
             await migrate(self.ds)
+            if exclusive and isinstance(self.ds, PostgresDataSource):
+                await self._warm_pool(self.ds)
             if exclusive:
                 # First what a previous process finished but could not write: those runs end
                 # as they ended, not as `interrupted`.
@@ -254,6 +257,33 @@ class StateStore:
                 if self.dialect.shared_clock or "locked" not in str(exc) or attempt == 19:
                     raise
                 await asyncio.sleep(0.05)
+
+    async def _warm_pool(self, ds: PostgresDataSource) -> None:
+        """Warm every pooled connection now, and each one the pool opens later."""
+        pool = ds.pool
+        held = [await pool.acquire() for _ in range(pool.get_min_size())]
+        try:
+            await asyncio.gather(*(self._warm(conn) for conn in held))
+        finally:
+            for conn in held:
+                await pool.release(conn)
+        ds.on_connect = self._warm
+
+    async def _warm(self, conn: Any) -> None:
+        """Prepare the hot statements on a new connection, with empty batches (they change
+        nothing): a claim must not pay for preparing and type lookups when its slot is due."""
+        empty: list[Any] = []
+        for name, params in (
+            ("claim", ["", "", 0, 0, 0, *([empty] * 8)]),
+            ("finish_runs", [empty] * 9),
+            ("insert_runs", [empty] * 14),
+            ("save_slots", [empty] * 2),
+            ("own_claims", ["", empty, empty]),
+            ("slots_taken", [empty, empty]),
+            ("renew_leases", ["", 0]),
+            ("live_instances", [0]),
+        ):
+            await conn.fetch(self.q[name], *params)
 
     def _release_lock(self) -> None:
         lock, self._lock = self._lock, None
@@ -854,9 +884,10 @@ def open_state_datasource(url: str, *, base_dir: Path, name: str = "state") -> D
     Sized for what it carries at once: CLAIM_CONCURRENCY claim statements, the write-behind
     flush, the lease heartbeat (with the reaper and the clock) and one retention statement —
     so neither retention nor a slow flush ever makes a claim wait for a connection."""
-    return create_datasource(
-        name, url, base_dir=base_dir, min_size=2, max_size=CLAIM_CONCURRENCY + 3
-    )
+    # All opened at start (min = max): growing the pool when a claim needs a connection costs
+    # a connection setup — several round trips, a second on a slow link — at the worst moment.
+    size = CLAIM_CONCURRENCY + 3
+    return create_datasource(name, url, base_dir=base_dir, min_size=size, max_size=size)
 
 
 __all__ = [

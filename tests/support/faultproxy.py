@@ -9,6 +9,8 @@ link on cue, deterministically, without touching the server:
         await proxy.refuse()     # new connects get ECONNREFUSED; open ones keep working
         proxy.cut()              # every open connection reset (both sides), now
         proxy.delay(200)         # each chunk, either direction, forwarded 200 ms late
+        proxy.hold_replies()     # the server's answers are dropped: a request that reached it
+                                 # is done there, its reply never arrives (then cut())
         await proxy.resume()     # accept again (same port), no delay
 
 `FaultProxy` lives on the event loop that starts it (a test's own loop, or the `fault_proxy`
@@ -53,6 +55,7 @@ class FaultProxy:
         self.accepted = 0  # connections accepted since start
         self._server: asyncio.Server | None = None
         self._delay = 0.0  # seconds added before forwarding each chunk
+        self._hold = False  # drop what the upstream sends (lost replies)
         self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._handlers: set[asyncio.Task[None]] = set()
 
@@ -97,8 +100,16 @@ class FaultProxy:
         self._delay = 0.0
         await self._listen()
 
+    def hold_replies(self, hold: bool = True) -> None:
+        """Drop every byte the upstream sends from now on (until cut or `hold_replies(False)`):
+        a request already sent is carried out by the server, but its reply is lost — the
+        ambiguous failure of a commit whose answer never came."""
+        self._hold = hold
+
     def cut(self) -> int:
-        """Reset every open connection on both sides at once; returns how many were cut."""
+        """Reset every open connection on both sides at once (ending a hold); returns how
+        many were cut."""
+        self._hold = False
         links = list(self._links)
         for client, upstream in links:
             client.transport.abort()
@@ -141,7 +152,9 @@ class FaultProxy:
             link = (writer, up_writer)
             self._links.add(link)
             try:
-                await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
+                await asyncio.gather(
+                    self._pump(reader, up_writer), self._pump(up_reader, writer, replies=True)
+                )
             finally:
                 self._links.discard(link)
                 writer.transport.abort()
@@ -149,7 +162,9 @@ class FaultProxy:
         finally:
             self._handlers.discard(task)
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, replies: bool = False
+    ) -> None:
         try:
             while True:
                 data = await reader.read(_CHUNK)
@@ -159,6 +174,8 @@ class FaultProxy:
                     return
                 if self._delay:
                     await asyncio.sleep(self._delay)
+                if replies and self._hold:
+                    continue  # lost on the way back
                 writer.write(data)
                 await writer.drain()
         except (OSError, RuntimeError):
@@ -228,6 +245,9 @@ class BackgroundFaultProxy:
 
     def delay(self, ms: float) -> None:
         self._call(_sync(lambda: self.proxy.delay(ms)))
+
+    def hold_replies(self, hold: bool = True) -> None:
+        self._call(_sync(lambda: self.proxy.hold_replies(hold)))
 
 
 async def _sync(fn: Any) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -115,6 +115,10 @@ class PostgresDataSource(DataSource):
         self.max_size = max_size
         self.statement_timeout = statement_timeout
         self._pool: asyncpg.Pool | None = None
+        # Run on every new pooled connection after its codecs are set (the state store warms
+        # its statements there: a cold connection's first statement costs several round
+        # trips of preparing and type lookups).
+        self.on_connect: Callable[[asyncpg.Connection], Awaitable[None]] | None = None
         # The connection a Database Transaction pinned for the task running it (and its
         # children): statements go there instead of to the pool.
         self._pinned: ContextVar[asyncpg.Connection | None] = ContextVar(
@@ -133,6 +137,11 @@ class PostgresDataSource(DataSource):
     def placeholder(self, n: int) -> str:
         return f"${n}"
 
+    async def _init_connection(self, conn: asyncpg.Connection) -> None:
+        await _init_pg_connection(conn)
+        if self.on_connect is not None:
+            await self.on_connect(conn)
+
     async def open(self) -> None:
         if self._pool is not None:
             return
@@ -144,7 +153,7 @@ class PostgresDataSource(DataSource):
                 self.url,
                 min_size=min(self.min_size, self.max_size),
                 max_size=self.max_size,
-                init=_init_pg_connection,
+                init=self._init_connection,
                 reset=_keep_session,
                 server_settings=settings,
             )
