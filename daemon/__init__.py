@@ -10,6 +10,7 @@
     scheduling | state       when runs start (timer heap, policies) | run history, claims,
                              leases (they meet only through core.abc)
     engine | steps           specs -> step graphs, the run context, the runner | step types
+    xano                     XanoScript documents -> the same task specs (parser, compiler)
     config | expr | resources  config and task files -> specs | the {{ }} language |
                              databases, HTTP, cache
     core                     the shared vocabulary: run words, interfaces, errors, cron,
