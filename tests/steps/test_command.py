@@ -25,7 +25,7 @@ from daemon.scheduling.clock import SystemClock
 from daemon.scheduling.scheduler import Scheduler
 from daemon.testing import FakeClock
 from steps.command import parse_size
-from tests.daemon.test_scheduler import ListRecorder, make_task
+from tests.scheduling.test_scheduler import ListRecorder, make_task
 from tests.steps.helpers import compile_issues, compile_steps, compile_warnings, run, step
 
 
