@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import pytest
+import structlog
 
 from tests.support.faultproxy import FaultProxy, address_of
 
@@ -67,6 +68,17 @@ def fresh_pg_database(prefix: str = "cronstack_test") -> Iterator[str]:
         yield _with_database(PG_ADMIN_URL, name)
     finally:
         run_sync(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(autouse=True)
+def _structlog_as_found() -> Iterator[None]:
+    """Whatever a test configured (a harness's bootstrap, the log tests) does not outlive it.
+
+    A filtering logger left at "info" by one test would hide the debug lines another test
+    captures with `structlog.testing.capture_logs`, so results would depend on test order.
+    """
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="module")
