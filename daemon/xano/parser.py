@@ -230,7 +230,7 @@ def _is_condition(expr: Expr) -> bool:
     return any(isinstance(node, Special) and node.name == "this" for node in walk(expr))
 
 
-class _Parser:
+class _Cursor:
     """Cursor over the token list plus the two expression modes that brackets switch."""
 
     def __init__(self, text: str, file: str, tokens: list[Token]) -> None:
@@ -288,6 +288,10 @@ class _Parser:
     def adjacent(self, tok: Token) -> bool:
         """Whether the current token starts exactly where `tok` ends (no space between)."""
         return self.tok.pos == tok.end
+
+
+class _ExprParser(_Cursor):
+    """The expressions: operators by precedence, operands, filters, paths and literals."""
 
     # --- expressions ---------------------------------------------------------------------------
 
@@ -742,6 +746,10 @@ class _Parser:
         self.advance()
         self.nl_sensitive, self.in_arg, self.expr_mode = saved
         return Backtick(expr=inner, triple=tok.text == "```", line=tok.line, column=tok.column)
+
+
+class _StmtParser(_ExprParser):
+    """The statements: stacks, attribute blocks, calls and the control statements."""
 
     # --- statements ----------------------------------------------------------------------------
 
@@ -1255,6 +1263,10 @@ class _Parser:
     def parse_remove(self, start: Token, disabled: bool) -> Stmt:
         return Remove(disabled=disabled, line=start.line, column=start.column)
 
+
+class _Parser(_StmtParser):
+    """The documents: a task's or a function's settings, inputs and schedule."""
+
     # --- documents -----------------------------------------------------------------------------
 
     def parse_doc_name(self, kind: str) -> str:
@@ -1707,22 +1719,22 @@ class _Parser:
         self.fail(f"unexpected {_describe(tok)} after the end of the {kind}")
 
 
-_CONTROL: Final[dict[str, Callable[[_Parser, Token, bool], Stmt]]] = {
-    "conditional": _Parser.parse_conditional,
-    "switch": _Parser.parse_switch,
-    "foreach": _Parser.parse_foreach,
-    "for": _Parser.parse_for,
-    "while": _Parser.parse_while,
-    "try_catch": _Parser.parse_try_catch,
-    "group": _Parser.parse_group_stmt,
-    "db.transaction": _Parser.parse_transaction,
-    "return": _Parser.parse_return,
-    "precondition": _Parser.parse_precondition,
-    "throw": _Parser.parse_throw,
-    "break": _Parser.parse_break,
-    "continue": _Parser.parse_continue,
-    "foreach.remove": _Parser.parse_remove,
-    "remove": _Parser.parse_remove,
+_CONTROL: Final[dict[str, Callable[[_StmtParser, Token, bool], Stmt]]] = {
+    "conditional": _StmtParser.parse_conditional,
+    "switch": _StmtParser.parse_switch,
+    "foreach": _StmtParser.parse_foreach,
+    "for": _StmtParser.parse_for,
+    "while": _StmtParser.parse_while,
+    "try_catch": _StmtParser.parse_try_catch,
+    "group": _StmtParser.parse_group_stmt,
+    "db.transaction": _StmtParser.parse_transaction,
+    "return": _StmtParser.parse_return,
+    "precondition": _StmtParser.parse_precondition,
+    "throw": _StmtParser.parse_throw,
+    "break": _StmtParser.parse_break,
+    "continue": _StmtParser.parse_continue,
+    "foreach.remove": _StmtParser.parse_remove,
+    "remove": _StmtParser.parse_remove,
 }
 
 
