@@ -1,14 +1,17 @@
-"""XanoScript documents → AST: the syntax front-end for Xano's `.xs` files.
+"""XanoScript: Xano's `.xs` task and function files, read and compiled into the engine's steps.
 
-This part owns reading a XanoScript document (a `task`, a `function`, or any other construct a
-workspace export holds) into a typed, position-carrying AST: `lexer` turns text into tokens,
-`parser` turns tokens into the nodes of `nodes` (statements and documents; the expression nodes
-live in `exprnodes`, which `nodes` re-exports), and every problem is a `XanoSyntaxError` naming
-file, line and column. `parser` holds the entry points; the parser's layers are `cursor` (the
-token cursor, error positions, the nesting cap), `exprparse` (expressions), `stmtparse`
-(statements) and `docparse` (task and function documents). It is syntax only: nothing here
-evaluates an expression, knows what a statement does, or turns the AST into steps — the compiler
-that does that reads these nodes.
+This part owns everything between a XanoScript file and the step graph every task runs on. The
+syntax front-end: `lexer` turns text into tokens, `parser` (entry points) with its layers
+`cursor` (token cursor, error positions, the nesting cap), `exprparse`, `stmtparse` and
+`docparse` turns tokens into the position-carrying nodes of `nodes` (statements and documents;
+expression nodes in `exprnodes`), and every syntax problem is a `XanoSyntaxError` (`errors`)
+naming file, line and column. The compiler: `expressions` turns expressions into the closures of
+`daemon.expr` at load time, `values` holds Xano's (PHP's) value semantics they use, and
+`statements` turns statements into the step dicts JSON tasks are made of, with `library` (the
+`db.*` statements and dispatch), `where` (query expressions → filter objects), `compute`
+(`array.*`, `text.*`, `security.*`, …) and `outbound` (`api.request`, `redis.*`, email). `loader`
+is the `.xs` reader `[daemon] tasks` / `functions` use; bootstrap hands it to config. So a
+XanoScript task and its JSON twin share one compiled step graph and one runner.
 """
 
 from daemon.xano.errors import XanoSyntaxError
