@@ -133,7 +133,7 @@ def test_history_states_retries_and_shutdown(tmp_path: Path) -> None:
     slow = {
         "name": "slow",
         "schedule": "* * * * * *",
-        "function_stack": [{"function": "Sleep", "duration": "4s"}],
+        "function_stack": [{"function": "Sleep", "duration": "8s"}],
     }
     limited = {
         "name": "limited",
@@ -179,8 +179,9 @@ def test_history_states_retries_and_shutdown(tmp_path: Path) -> None:
 
         # SIGTERM while `slow` runs past shutdown_timeout (1 s) is cancelled, not left running.
         def fresh_slow_run() -> bool:
-            # Started within the last second: still ~3 s to go when the 1 s drain ends.
-            since = time.time() - 1.0
+            # Started within the last 2 s: ~5 s to go when the 1 s drain ends, even when each
+            # `cronstack history` call takes a second or two on a loaded machine.
+            since = time.time() - 2.0
             return any(
                 r["status"] == "running" and rfc3339(r["started_at"]).timestamp() >= since
                 for r in history(config, "slow")
@@ -188,7 +189,7 @@ def test_history_states_retries_and_shutdown(tmp_path: Path) -> None:
 
         wait_for(
             fresh_slow_run,
-            8,
+            12,
             "a fresh slow run",
         )
         daemon.signal(signal.SIGTERM)
