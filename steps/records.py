@@ -29,7 +29,7 @@ from steps._sql import (
 )
 from steps.base import Evaluator, Step, StepCompiler, StepContext, StepSpec
 from steps.control import run_steps_keeping_signals
-from steps.database import Row, TableSpec, _Data, _record, _TableStep, _unknown_column
+from steps.database.tables import Row, TableSpec, _Data, _record, _TableStep, _unknown_column
 
 NOT_FOUND = "ERROR_CODE_NOT_FOUND"  # Xano's code for a miss, what `$error.code` shows
 
