@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -222,6 +223,7 @@ class Registry:
         return list(dict.fromkeys(self._by_name.values()))
 
 
+@functools.lru_cache(maxsize=4096)
 def normalize_function_name(name: str) -> str:
     """`"Query All Records"`, `"query_all_records"` and `"query-all-records"` are one name."""
     return "".join(ch for ch in name.lower() if ch.isalnum())

@@ -82,6 +82,16 @@ def _dict_of_struct(tp: Any) -> type[msgspec.Struct] | None:
     return None
 
 
+@functools.cache
+def _shape(
+    tp: Any,
+) -> tuple[type[msgspec.Struct] | None, type[msgspec.Struct] | None, tuple[Any, ...] | None]:
+    """(the struct it accepts, the struct a dict of it holds, its literal choices) of a field
+    type, worked out once per type: typing's introspection per field of every task was a
+    quarter of loading 100,000 tasks."""
+    return _struct_in(tp), _dict_of_struct(tp), _literal_choices(tp)
+
+
 def convert_field(
     value: Any,
     tp: Any,
@@ -93,14 +103,13 @@ def convert_field(
     lenient: bool = False,
 ) -> tuple[bool, Any]:
     """Convert one field's value to its declared type; (ok, converted)."""
-    struct = _struct_in(tp)
+    struct, inner, choices = _shape(tp)
     if struct is not None and isinstance(value, dict):
         converted, problems = convert_struct(
             value, struct, file, path, strict=strict, lenient=lenient
         )
         issues.extend(problems)
         return converted is not None, converted
-    inner = _dict_of_struct(tp)
     if inner is not None and isinstance(value, dict):
         result: dict[str, Any] = {}
         ok = True
@@ -119,7 +128,6 @@ def convert_field(
             else:
                 result[str(key)] = converted
         return ok, result
-    choices = _literal_choices(tp)
     try:
         return True, msgspec.convert(value, tp, strict=strict)
     except msgspec.ValidationError as exc:
@@ -151,6 +159,14 @@ def convert_struct(
     if not isinstance(value, dict):
         kind = "an object" if file.endswith(".json") else "a table"
         return None, [Issue(file, path, f"expected {kind}, got {type_name(value)}")]
+    if cls.__struct_config__.forbid_unknown_fields:
+        # The common case, a valid document, in one call at C speed; only a document msgspec
+        # refuses is walked field by field, to report every problem at its own path (the walk
+        # took two thirds of loading 100,000 valid tasks).
+        try:
+            return msgspec.convert(value, cls, strict=strict), issues
+        except msgspec.ValidationError:
+            pass
     fields = _fields_by_name(cls)
     kwargs: dict[str, Any] = {}
     ok = True

@@ -11,9 +11,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from daemon.config.tasks import place_issues
+from daemon.config.tasks import build_events, check_events, place_issues
 from daemon.core.cron import CronSchedule
+from daemon.core.durations import MAX_DURATION, parse_duration
 from daemon.core.errors import Issue
+from daemon.core.events import EventSchedule
 from daemon.core.text import did_you_mean
 from daemon.engine.stacks import (
     CompiledStack,
@@ -93,10 +95,6 @@ def compile_task(
     functions: FunctionLibrary | None = None,
 ) -> tuple[CompiledTask | None, list[Issue]]:
     """Compile one loaded task; returns the task (None if it has errors) and all its issues."""
-    from daemon.config.tasks import build_events, check_events
-    from daemon.core.durations import MAX_DURATION, parse_duration
-    from daemon.core.events import EventSchedule
-
     spec = loaded.spec
     file = loaded.display or loaded.file
     base = loaded.base_path
@@ -267,8 +265,6 @@ def _fingerprint_part(value: Any) -> Any:
 
 def _retry_policy(spec: RetrySpec | None) -> RetryPolicy | None:
     """The retry policy; None when absent or invalid (the loader reported what is wrong)."""
-    from daemon.core.durations import MAX_DURATION, parse_duration
-
     if spec is None:
         return None
     try:
