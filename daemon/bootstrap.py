@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.config.settings import Config, display_path, read_config
-from daemon.config.tasks import TaskReader
+from daemon.config.tasks import LoadedFunction, LoadedTask, TaskReader
 from daemon.core.durations import parse_duration
 from daemon.core.errors import ConfigError, Issue
 from daemon.core.secrets import SECRETS
@@ -23,7 +23,6 @@ from daemon.resources.db.base import DataSource
 from daemon.resources.http.client import HttpClient
 from daemon.state.spool import spool_dir
 from daemon.state.store import StateStore, TaskPolicy, open_state_datasource
-from daemon.xano.loader import read_xs_file
 from steps import build_registry
 
 
@@ -51,7 +50,17 @@ class Loaded:
 
 def task_readers() -> dict[str, TaskReader]:
     """The task file formats beyond JSON and TOML, by suffix: XanoScript (`daemon.xano`)."""
-    return {".xs": read_xs_file}
+    return {".xs": _read_xs_file}
+
+
+def _read_xs_file(
+    path: Path, display: str, file: str
+) -> tuple[list[LoadedTask], list[LoadedFunction], list[Issue]]:
+    # The XanoScript front-end is imported with the first `.xs` file: a daemon of JSON and
+    # TOML tasks starts ~0.1 s sooner and ~3 MB smaller without it.
+    from daemon.xano.loader import read_xs_file
+
+    return read_xs_file(path, display, file)
 
 
 def _datasource_for(config: Config, name: str) -> DataSource:
