@@ -353,7 +353,8 @@ def _utc_stamp() -> str:
     if second != _Second.at:
         _Second.text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
         _Second.at = second
-    return _Second.text + ".%06dZ" % ((now - second) * 1_000_000)
+    # %-formatting: 0.4 us against 0.7 for the f-string with int() and a format spec.
+    return _Second.text + ".%06dZ" % ((now - second) * 1_000_000)  # noqa: UP031
 
 
 def log_outcome(outcome: Outcome) -> None:
