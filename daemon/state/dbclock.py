@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import structlog
 
+from daemon.resources.db import as_postgres
 from daemon.resources.db.base import DataSource
-from daemon.resources.db.postgres import PostgresDataSource
 
 log = structlog.get_logger("cronstack.store")
 
@@ -40,11 +40,12 @@ class DatabaseClock:
     async def measure(self) -> tuple[float, float]:
         """(database clock minus `local_time`, round trip), both in seconds, from the fastest of
         a few round trips: the database read its clock about halfway through it."""
-        if not isinstance(self.ds, PostgresDataSource):
+        pg = as_postgres(self.ds)
+        if pg is None:
             return 0.0, 0.0
         best: tuple[float, float] | None = None
         # One connection for all samples: waiting for a pooled one must not count as transit.
-        async with self.ds.pool.acquire() as conn:
+        async with pg.pool.acquire() as conn:
             for _ in range(CLOCK_SAMPLES):
                 t0 = self.local_time()
                 db = await conn.fetchval(self.clock_sql)
@@ -65,7 +66,7 @@ class DatabaseClock:
         else:
             offset = previous + CLOCK_SMOOTHING * (measured - previous)
         self.offset = offset
-        shared = isinstance(self.ds, PostgresDataSource)
+        shared = self.ds.dialect == "postgresql"
         if shared and (self._logged is None or abs(offset - self._logged) > 0.5):
             # Negative: this process's clock is ahead of the database's (it would fire early).
             level = log.warning if abs(offset) > CLOCK_WARN else log.info

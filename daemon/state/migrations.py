@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
+from daemon.resources.db import as_postgres
 from daemon.resources.db.base import DataSource
-from daemon.resources.db.postgres import PostgresDataSource
 from daemon.resources.db.sqlite import SqliteDataSource
 from daemon.state.sql import DialectName as Dialect
 
@@ -85,8 +85,9 @@ _CURRENT = "SELECT COALESCE(max(version), 0) FROM cronstack_schema_version"
 
 async def migrate(ds: DataSource) -> int:
     """Bring the tables to the latest version; safe when several processes start at once."""
-    if isinstance(ds, PostgresDataSource):
-        async with ds.pool.acquire() as conn, conn.transaction():
+    pg = as_postgres(ds)
+    if pg is not None:
+        async with pg.pool.acquire() as conn, conn.transaction():
             # Serializes concurrent starters; CREATE ... IF NOT EXISTS alone races on the
             # catalog's unique indexes.
             await conn.execute("SELECT pg_advisory_xact_lock($1)", PG_MIGRATION_LOCK)

@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
@@ -30,9 +30,8 @@ from daemon.core.runs import (
     log_outcome,
 )
 from daemon.core.secrets import mask_value
-from daemon.resources.db import create_datasource
+from daemon.resources.db import as_postgres, create_datasource
 from daemon.resources.db.base import DataSource
-from daemon.resources.db.postgres import PostgresDataSource
 from daemon.resources.db.sqlite import SqliteDataSource
 from daemon.state import spool
 from daemon.state.dbclock import DatabaseClock
@@ -41,6 +40,9 @@ from daemon.state.migrations import migrate
 from daemon.state.queries import RunQueries
 from daemon.state.spool import Spooled
 from daemon.state.sql import Dialect, dialect_named, statements
+
+if TYPE_CHECKING:
+    from daemon.resources.db.postgres import PostgresDataSource
 
 log = structlog.get_logger("cronstack.store")
 
@@ -220,8 +222,9 @@ class StateStore:
                 # never corrupt it. FULL's fsync per commit cost a flush's worth of latency.
                 await self.ds.execute("PRAGMA synchronous=NORMAL", [])
             await migrate(self.ds)
-            if exclusive and isinstance(self.ds, PostgresDataSource):
-                await self._warm_pool(self.ds)
+            pg = as_postgres(self.ds)
+            if exclusive and pg is not None:
+                await self._warm_pool(pg)
             if exclusive:
                 # First what a previous process finished but could not write: those runs end
                 # as they ended, not as `interrupted`.

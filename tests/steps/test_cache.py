@@ -11,7 +11,8 @@ import redis.asyncio as aioredis
 
 from daemon.core.errors import CacheError
 from daemon.resources.bundle import Resources
-from daemon.resources.cache import Cache, MemoryCache, RedisCache, create_cache
+from daemon.resources.cache import Cache, MemoryCache, create_cache
+from daemon.resources.rediscache import RedisCache
 from tests.steps.helpers import compile_issues, run, step
 
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from daemon.core.errors import DatabaseError
 
 if TYPE_CHECKING:
     from daemon.resources.db.base import DataSource
+    from daemon.resources.db.postgres import PostgresDataSource
+
+
+def as_postgres(ds: DataSource) -> PostgresDataSource | None:
+    """The data source as a PostgreSQL one (its pool), or None. Asked by dialect, not by
+    class, so a process whose databases are all SQLite never imports asyncpg."""
+    return cast("PostgresDataSource", ds) if ds.dialect == "postgresql" else None
 
 
 def create_datasource(
