@@ -280,6 +280,7 @@ class StateStore:
             ("claim", ["", "", 0, 0, 0, *([empty] * 8)]),
             ("finish_runs", [empty] * 9),
             ("insert_runs", [empty] * 14),
+            ("write_runs", [empty] * 14),
             ("save_slots", [empty] * 2),
             ("own_claims", ["", empty, empty]),
             ("slots_taken", [empty, empty]),
@@ -651,7 +652,7 @@ class StateStore:
                 batch.inserts.extend(batch.fallbacks[run_id] for run_id in fenced)
                 batch.fallbacks = {}
             if batch.inserts:
-                await self._insert_rows(batch.inserts)
+                await self._write_rows(batch.inserts)
                 batch.inserts = []
             due = slots or time.monotonic() - self._slots_saved >= SLOTS_INTERVAL
             self._check_room()
@@ -739,6 +740,14 @@ class StateStore:
             inserted.update(r["run_id"] for r in got)
             self.writes += 1
         return inserted
+
+    async def _write_rows(self, rows: list[tuple[Any, ...]]) -> None:
+        """Insert run rows (RUN_COLUMNS order) whose fate nobody waits for: a row that is there
+        already (its slot taken by another replica's claim) is left as it is."""
+        chunk = self.dialect.batch_rows
+        for i in range(0, len(rows), chunk):
+            await self.ds.execute(self.q["write_runs"], self.dialect.batch(rows[i : i + chunk]))
+            self.writes += 1
 
     async def _save_slots(self, slots: Mapping[str, int]) -> None:
         # One statement for every task of the batch: a row per task through executemany cost
