@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.config.settings import Config, display_path, read_config
 from daemon.config.tasks import LoadedFunction, LoadedTask, TaskReader
+from daemon.core.collector import gc_paused
 from daemon.core.durations import parse_duration
 from daemon.core.errors import ConfigError, Issue
 from daemon.core.secrets import SECRETS
@@ -186,26 +186,12 @@ def make_cache(config: Config) -> Cache:
     )
 
 
-@contextlib.contextmanager
-def _no_gc() -> Iterator[None]:
-    """The cyclic GC paused while a configuration is built: loading allocates only objects that
-    live on (specs, compiled steps), and every full collection meanwhile walks all of them again
-    (100,000 tasks: a second of collections). Restored afterwards; garbage is collected then."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 async def load(path: str | Path, env: Mapping[str, str] | None = None) -> Loaded:
     """Load, open and compile. Raises ConfigError only when config.toml cannot be read or
     parsed; every other problem (config settings, task files, data sources, compiling) is
     returned in `Loaded.issues`, tasks with errors left out, so all are reported together."""
     env = dict(os.environ if env is None else env)
-    with _no_gc():
+    with gc_paused():  # loading builds only objects that live on (100,000 tasks: 1 s of GC)
         config, load_errors = read_config(path, env, readers=task_readers())
     register_config_secrets(config, env)
     try:
@@ -228,7 +214,7 @@ async def load(path: str | Path, env: Mapping[str, str] | None = None) -> Loaded
             if getattr(email, p) is not None
         },
     )
-    with _no_gc():
+    with gc_paused():
         tasks, task_issues = compile_tasks(
             config.tasks,
             registry=build_registry(),

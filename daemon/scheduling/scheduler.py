@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 
 from daemon.core.abc import Claimer, Clock, RunRecorder
+from daemon.core.collector import gc_paused
 from daemon.core.errors import TaskLookupError
 from daemon.core.runs import (
     BUSY,
@@ -165,19 +166,6 @@ def _freeze_gc() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
-
-
-@contextlib.contextmanager
-def _gc_paused(pause: bool) -> Generator[None, None, None]:
-    """The cyclic GC off for the block when `pause` (and it was on), then back on."""
-    if not pause or not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _ms(dt: datetime) -> int:
@@ -413,7 +401,8 @@ class Scheduler:
                 while heap and heap[0] <= now_ts:
                     ts = heapq.heappop(heap)
                     batch.append((ts, buckets.pop(ts)))
-                with _gc_paused(sum(len(bucket) for _, bucket in batch) >= GC_PAUSE_BATCH):
+                big = sum(len(bucket) for _, bucket in batch) >= GC_PAUSE_BATCH
+                with gc_paused() if big else contextlib.nullcontext():
                     await self._fire_batch(batch, now, now_ts)
                 continue
             deadline = buckets[heap[0]][0][2] if heap else None
