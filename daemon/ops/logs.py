@@ -365,6 +365,10 @@ def log_outcome(outcome: Outcome) -> None:
     event, level, number = _OUTCOME_EVENTS.get(outcome.status, _FAILED)
     if number < _settings.level:
         return
+    fields = outcome.fields()
+    if event == "run_finished" and number == logging.WARNING:
+        # The failing step as the stable top-level `step` log key (docs/contract.md "Logs").
+        fields["step"] = outcome.error.get("step") if outcome.error else None
     sink = _settings.sink
     if (
         sink is None
@@ -372,30 +376,8 @@ def log_outcome(outcome: Outcome) -> None:
         or CURRENT_RUN.get() is not None
         or structlog.contextvars.get_contextvars()
     ):
-        fields = outcome.fields()
-        if event == "run_finished" and number == logging.WARNING:
-            # The failing step as the stable top-level `step` log key (docs/contract.md "Logs").
-            fields["step"] = outcome.error.get("step") if outcome.error else None
         getattr(_outcome_log, level)(event, **fields)
         return
-    # One dict literal in the keys' order (Outcome.fields, then step, event, level, ts).
-    started, finished = outcome.started_at, outcome.finished_at
-    fields = {
-        "task": outcome.task,
-        "run_id": outcome.run_id,
-        "slot_id": outcome.slot_id,
-        "status": outcome.status,
-        "trigger": outcome.trigger,
-        "attempt": outcome.attempt,
-        "scheduled_at": outcome.scheduled_at,
-        "started_at": started,
-        "finished_at": finished,
-        "duration_ms": None if started is None or finished is None else finished - started,
-        "error": outcome.error,
-        "reason": outcome.reason,
-    }
-    if event == "run_finished" and number == logging.WARNING:
-        fields["step"] = outcome.error.get("step") if outcome.error else None
     fields["event"] = event
     fields["level"] = level
     fields["ts"] = _utc_stamp()
