@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 import msgspec
 
@@ -20,7 +18,7 @@ from daemon.config.convert import (
     convert_struct,
     nesting_problem,
 )
-from daemon.core.cron import CronSchedule
+from daemon.core.cron import cron_problem
 from daemon.core.durations import MAX_RETENTION
 from daemon.core.errors import Issue, join_path
 from daemon.core.events import Event, parse_instant
@@ -269,17 +267,6 @@ def load_function_file(
     return functions, issues
 
 
-@functools.lru_cache(maxsize=4096)
-def _cron_problem(text: str) -> str | None:
-    """Why a cron expression is invalid, or None; once per distinct expression (validity does
-    not depend on the zone, and 100,000 tasks often share a handful of expressions)."""
-    try:
-        CronSchedule(text, ZoneInfo("UTC"))
-    except ValueError as exc:
-        return str(exc)
-    return None
-
-
 def task_from_value(value: Any, file: str, base_path: str) -> tuple[TaskSpec | None, list[Issue]]:
     """Validate one raw task object; return the spec (None if it could not be decoded) and every
     issue found. A spec with envelope errors is still returned so the compiler can report its
@@ -321,7 +308,7 @@ def task_from_value(value: Any, file: str, base_path: str) -> tuple[TaskSpec | N
     else:
         cron_text, cron_path = schedule, sched_path
     if cron_text is not None:
-        problem = _cron_problem(cron_text)
+        problem = cron_problem(cron_text)
         if problem is not None:
             issues.append(Issue(file, cron_path, problem))
 

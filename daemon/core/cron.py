@@ -254,3 +254,20 @@ class CronSchedule:
                 return None
             names.append(_DAY_NAMES[index])
         return ", ".join(names)
+
+
+@functools.lru_cache(maxsize=4096)
+def shared_schedule(expression: str, tz: ZoneInfo) -> CronSchedule:
+    """One schedule object per (expression, zone), shared by the tasks that have it: schedules
+    are immutable (their words are worked out once), and 10,000 tasks often share a handful."""
+    return CronSchedule(expression, tz)
+
+
+def cron_problem(expression: str) -> str | None:
+    """Why a cron expression is invalid, or None. Validity does not depend on the zone, so a
+    valid expression is checked once (the UTC schedule is cached by `shared_schedule`)."""
+    try:
+        shared_schedule(expression, ZoneInfo("UTC"))
+    except ValueError as exc:
+        return str(exc)
+    return None

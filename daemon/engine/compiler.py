@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -12,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 
 from daemon.config.tasks import build_events, check_events, place_issues
-from daemon.core.cron import CronSchedule
+from daemon.core.cron import shared_schedule
 from daemon.core.durations import MAX_DURATION, parse_duration
 from daemon.core.errors import Issue
 from daemon.core.events import EventSchedule
@@ -158,7 +157,7 @@ def compile_task(
     cron: Schedule | None = None
     if cron_expr is not None and tz is not None:
         try:
-            cron = _schedule(cron_expr, tz)
+            cron = shared_schedule(cron_expr, tz)
         except ValueError as exc:
             where = "schedule" if isinstance(schedule, str) else "schedule.cron_expression"
             issues.append(Issue(file, at(where), str(exc)))
@@ -244,13 +243,6 @@ def compile_task(
         inline=timeout is None and not any(s.may_wait() for s in [*steps, *(on_failure or ())]),
     )
     return task, issues
-
-
-@functools.lru_cache(maxsize=4096)
-def _schedule(expression: str, tz: ZoneInfo) -> CronSchedule:
-    """One schedule object per (expression, zone), shared by the tasks that have it: schedules
-    are immutable, and 10,000 tasks often share a handful."""
-    return CronSchedule(expression, tz)
 
 
 def _fingerprint_part(value: Any) -> Any:
