@@ -257,13 +257,14 @@ _STATEMENTS: Final[dict[str, tuple[str, str] | str]] = {
     ),
     # Which of these (task, slot) have a first-attempt row already (another replica's share,
     # looked at before claiming it after the grace: a probe is cheaper than a refused insert).
+    # Matched on the slot key's unique index (scheduled_at, slot_id, attempt), see migrations v2.
     "slots_taken": (
         "SELECT r.task, r.slot_id FROM cronstack_runs r"
-        " JOIN unnest($1::text[], $2::text[]) AS v(task, slot_id)"
-        " ON r.task = v.task AND r.slot_id = v.slot_id AND r.attempt = 1",
-        f"SELECT r.task, r.slot_id FROM cronstack_runs r JOIN (SELECT {_fields('task', 'slot_id')}"
-        " FROM json_each($1)) AS v ON r.task = v.task AND r.slot_id = v.slot_id"
-        " AND r.attempt = 1",
+        " JOIN unnest($1::bigint[], $2::text[]) AS v(scheduled_at, slot_id)"
+        " ON r.scheduled_at = v.scheduled_at AND r.slot_id = v.slot_id AND r.attempt = 1",
+        "SELECT r.task, r.slot_id FROM cronstack_runs r"
+        f" JOIN (SELECT {_fields('scheduled_at', 'slot_id')} FROM json_each($1)) AS v"
+        " ON r.scheduled_at = v.scheduled_at AND r.slot_id = v.slot_id AND r.attempt = 1",
     ),
     # Which of these (run_id, token) claims wrote our row, after a lost reply ($1 our owner).
     "own_claims": (

@@ -459,7 +459,7 @@ class StateStore:
         self.claiming += 1  # a claim's prelude: tests on a fake clock wait for it too
         try:
             for i in range(0, len(claims), chunk):
-                part = [(c.task, c.slot_id) for c in claims[i : i + chunk]]
+                part = [(c.scheduled_at, c.slot_id) for c in claims[i : i + chunk]]
                 rows = await self.ds.fetch(self.q["slots_taken"], self.dialect.batch(part))
                 taken.update((r["task"], r["slot_id"]) for r in rows)
         finally:
