@@ -195,6 +195,32 @@ async def test_retention_by_age_and_count(stores: StoreFactory) -> None:
     assert len(await s.queries.runs("old", limit=100)) == 1
 
 
+async def test_retention_rounds_visit_every_task_once_and_then_new_ones(
+    stores: StoreFactory,
+) -> None:
+    """The daemon's retention loop prunes a few tasks per call, going round all of them; a task
+    that appears mid-round is pruned from the next round on."""
+    s = stores()
+    await s.open()
+    s.configure({name: TaskPolicy(retention=3600, max_runs=1) for name in "abcde"})
+    now = int(time.time() * 1000)
+
+    async def two_rows_each(names: str) -> None:
+        for name in names:
+            for i in range(2):
+                s.enqueue(outcome(claim(name, now - i * 1000), "succeeded"))
+        await s.flush()
+
+    await two_rows_each("abcde")
+    assert [await s.prune(now, tasks=2) for _ in range(3)] == [2, 2, 1]  # a b | c d | e
+    s.configure({name: TaskPolicy(retention=3600, max_runs=1) for name in "abcdef"})
+    await two_rows_each("af")  # a is pruned again, f is new
+    assert await s.prune(now, tasks=2) == 1  # the next round: a (and b, with one row)
+    assert await s.prune(now, tasks=10) == 1  # c d e f: only f has a row too many
+    for name in "abcdef":
+        assert len(await s.queries.runs(name, limit=10)) == 1
+
+
 async def test_write_failures_stay_queued(stores: StoreFactory) -> None:
     """A failed flush keeps its rows queued; the next flush writes them."""
     s = stores()
