@@ -19,6 +19,7 @@ import orjson
 import structlog
 
 from daemon.bootstrap import Loaded, close_resources, load, policies_from_config, store_from_config
+from daemon.core import collector
 from daemon.core.aio import BackgroundTasks
 from daemon.core.durations import parse_duration
 from daemon.core.errors import ConfigError, Issue
@@ -160,6 +161,7 @@ class Service:
                 return EXIT_FAILED
             store.start()
             store.log_outcome = logs.log_outcome
+        collector.tune_for_daemon()
         self.scheduler = Scheduler(
             loaded.tasks,
             loaded.resources,
