@@ -23,23 +23,7 @@ def _v1(dialect: Dialect) -> list[str]:
     return [
         f"""
         CREATE TABLE IF NOT EXISTS cronstack_runs (
-            run_id TEXT PRIMARY KEY,
-            task TEXT NOT NULL,
-            slot_id TEXT NOT NULL,
-            scheduled_at BIGINT NOT NULL,
-            trigger TEXT NOT NULL,
-            attempt INTEGER NOT NULL DEFAULT 1,
-            instance TEXT NOT NULL,
-            status TEXT NOT NULL,
-            started_at BIGINT,
-            finished_at BIGINT,
-            duration_ms BIGINT,
-            error {json},
-            trace {json},
-            reason TEXT,
-            lease_owner TEXT,
-            lease_token TEXT,
-            lease_expires_at BIGINT,
+            {_run_columns(json)},
             CONSTRAINT cronstack_runs_slot UNIQUE (task, slot_id, attempt)
         )
         """,
@@ -69,8 +53,9 @@ def _v1(dialect: Dialect) -> list[str]:
     ]
 
 
-# v1's run columns, for SQLite's rebuild in v2 (SQLite cannot drop a table constraint).
-_RUN_COLUMNS_SQLITE = """
+def _run_columns(json: str) -> str:
+    """The columns of cronstack_runs (v1's, unchanged since); `json` is the JSON column type."""
+    return f"""
     run_id TEXT PRIMARY KEY,
     task TEXT NOT NULL,
     slot_id TEXT NOT NULL,
@@ -82,8 +67,8 @@ _RUN_COLUMNS_SQLITE = """
     started_at BIGINT,
     finished_at BIGINT,
     duration_ms BIGINT,
-    error TEXT,
-    trace TEXT,
+    error {json},
+    trace {json},
     reason TEXT,
     lease_owner TEXT,
     lease_token TEXT,
@@ -113,7 +98,7 @@ def _v2(dialect: Dialect) -> list[str]:
             "DROP INDEX IF EXISTS cronstack_runs_time",
         ]
     return [
-        f"CREATE TABLE cronstack_runs_v2 ({_RUN_COLUMNS_SQLITE})",
+        f"CREATE TABLE cronstack_runs_v2 ({_run_columns('TEXT')})",
         "INSERT INTO cronstack_runs_v2 SELECT * FROM cronstack_runs",
         "DROP TABLE cronstack_runs",
         "ALTER TABLE cronstack_runs_v2 RENAME TO cronstack_runs",
