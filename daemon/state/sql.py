@@ -64,7 +64,7 @@ class Dialect:
     fenced_by_lease: bool
     batch_rows: int  # rows per multi-row statement
     # Rows nobody waits on (the write-behind flush) go in as one statement run per row inside
-    # one transaction (`write_run` through executemany) rather than one batch statement:
+    # one transaction (`write_runs` through executemany) rather than one batch statement:
     # SQLite binds each row in C for ~60 % of the cost of reading it back out of json_each.
     # PostgreSQL's arrays through unnest stay faster than a row per statement.
     writes_row_by_row: bool
@@ -357,22 +357,19 @@ _STATEMENTS: Final[dict[str, tuple[str, str] | str]] = {
 }
 
 
-# The same insert for the write-behind flush, where nobody asks which rows went in: without
-# RETURNING, SQLite builds no result rows (500 a flush at 10,000 runs a second).
-def _without_returning(name: str) -> tuple[str, str]:
-    texts = _STATEMENTS[name]
-    assert not isinstance(texts, str), name  # a statement with a text per dialect
-    pg, sqlite = texts
-    return pg.replace("RETURNING run_id", ""), sqlite.replace("RETURNING run_id", "")
+# The write-behind flush, where nobody asks which rows went in. PostgreSQL: the batch insert
+# without RETURNING. SQLite: one row's insert, run per row through executemany in one
+# transaction (`Dialect.writes_row_by_row`).
+def _write_runs() -> tuple[str, str]:
+    pg = _STATEMENTS["insert_runs"][0]
+    one_row = ", ".join(f"${i}" for i in range(1, len(RUN_COLUMNS) + 1))
+    return (
+        pg.replace("RETURNING run_id", ""),
+        f"INSERT INTO cronstack_runs ({_COLS}) VALUES ({one_row}) ON CONFLICT DO NOTHING",
+    )
 
 
-_STATEMENTS["write_runs"] = _without_returning("insert_runs")
-# One row of it, for dialects that write row by row (`Dialect.writes_row_by_row`).
-_STATEMENTS["write_run"] = (
-    f"INSERT INTO cronstack_runs ({_COLS})"
-    f" VALUES ({', '.join(f'${i}' for i in range(1, len(RUN_COLUMNS) + 1))})"
-    " ON CONFLICT DO NOTHING"
-)
+_STATEMENTS["write_runs"] = _write_runs()
 
 
 def statements(dialect: Dialect) -> Mapping[str, str]:

@@ -748,11 +748,11 @@ class StateStore:
         already (its slot taken by another replica's claim) is left as it is."""
         chunk = self.dialect.batch_rows
         for i in range(0, len(rows), chunk):
+            part = rows[i : i + chunk]
             if self.dialect.writes_row_by_row:
-                await self.ds.executemany(self.q["write_run"], rows[i : i + chunk])
+                await self.ds.executemany(self.q["write_runs"], part)
             else:
-                batch = self.dialect.batch(rows[i : i + chunk])
-                await self.ds.execute(self.q["write_runs"], batch)
+                await self.ds.execute(self.q["write_runs"], self.dialect.batch(part))
             self.writes += 1
 
     async def _save_slots(self, slots: Mapping[str, int]) -> None:

@@ -35,4 +35,3 @@ def test_the_daemon_collects_its_young_generation_less_often() -> None:
     gc.set_threshold(700, 10, 10)
     tune_for_daemon()
     assert gc.get_threshold() == DAEMON_THRESHOLDS
-    assert DAEMON_THRESHOLDS[0] > 700  # the point: a burst's live objects are walked less often
