@@ -1,6 +1,6 @@
 """The assembled daemon under load, as a user runs it: `cronstack run` on N every-second tasks.
 
-    .venv/bin/python bench/daemon_load.py [--tasks 100,1000,10000] [--stores sqlite,postgresql]
+    .venv/bin/python bench/daemon.py [--tasks 100,1000,10000] [--stores sqlite,postgresql]
                                      [--seconds 10] [--warmup 3] [--load 1000,10000,100000]
 
 For each store and N: a generated config (default settings and logging, state store on, the
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # before bench/, where this file would shadow the daemon package
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 CRONSTACK = [sys.executable, "-m", "daemon.cli"]
