@@ -63,7 +63,8 @@ BATCH_CHUNK = 256
 # pass, and at 10,000 fires those passes cost a third of the batch's start (bench/scheduler.py).
 # Reference counting still frees everything short-lived meanwhile.
 GC_PAUSE_BATCH = 100
-# With replicas, how long after its slot a fire of another replica's share is claimed here.
+# With replicas, how long after its slot — or after this replica's own share of the batch was
+# claimed, when that took longer — a fire of another replica's share is claimed here.
 PARTITION_GRACE = 1.0
 
 
@@ -683,7 +684,13 @@ class Scheduler:
         answered. With replicas, each claims its own share first (task name hash modulo the
         live replicas) and the rest only PARTITION_GRACE after the slot, when its owner has
         had its chance: the work divides evenly, and a replica that died mid-burst loses
-        nothing — its share is claimed (late) by the others."""
+        nothing — its share is claimed (late) by the others.
+
+        In a burst (100,000 fires at one minute) claiming one's own share takes seconds, and
+        the owners of the rest are as far behind: the grace counts from when our own share
+        was claimed. Counted from the slot, each replica found most of the other's share
+        still free and claimed it as well — every slot raced for twice, the burst no faster
+        with two replicas than with one."""
         claims = self.claims
         assert claims is not None
         rank, count = claims.partition
@@ -701,8 +708,9 @@ class Scheduler:
         try:
             await self._claim_and_begin(own)
             if others:
-                due = max(r.scheduled_ms for r in others) / 1000 + PARTITION_GRACE
-                await self.clock.sleep(due - self.clock.now().timestamp())
+                now = self.clock.now().timestamp()
+                due = max(max(r.scheduled_ms for r in others) / 1000, now) + PARTITION_GRACE
+                await self.clock.sleep(due - now)
         except asyncio.CancelledError:
             # Shutdown before we claimed them: each ends as cancelled (a row only if its owner
             # has not written one: the insert is refused by the slot's key otherwise).

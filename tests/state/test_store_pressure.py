@@ -183,6 +183,75 @@ async def test_replicas_claim_their_share_first_and_pick_up_a_dead_ones_share(
         await cleaner.close()
 
 
+async def test_the_grace_for_another_share_counts_from_when_our_own_share_was_claimed(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a burst our own share takes a while to claim, and the other replica is as far into
+    its own: its share is looked at only a grace after ours is done, not a grace after the
+    slot (which, in a burst, had both replicas claim every slot)."""
+    monkeypatch.setattr(scheduler_module, "PARTITION_GRACE", 2.0)
+    made: list[StateStore] = []
+
+    def store(instance: str) -> StateStore:
+        s = StateStore(
+            create_datasource("s", pg_url, base_dir=tmp_path, max_size=6), instance=instance
+        )
+        made.append(s)
+        return s
+
+    alive, dead = store("a-alive"), store("b-dead")
+    try:
+        await dead.open(exclusive=True)
+        await dead.ds.execute(
+            "DELETE FROM cronstack_instances WHERE instance NOT IN ('a-alive', 'b-dead')", []
+        )
+        await alive.open(exclusive=True)
+        assert alive.partition == (0, 2)
+        # Our own claims are answered only when the test says so: a slow, big share.
+        gate = asyncio.Event()
+        real_fetch = alive.ds.fetch
+
+        async def slow_claims(query: str, params: Any = ()) -> Any:
+            if query == alive.q["claim"]:
+                await gate.wait()
+            return await real_fetch(query, params)
+
+        alive.ds.fetch = slow_claims  # type: ignore[method-assign]
+        tasks = [make_task(f"t{i}", "* * * * *", inline=False) for i in range(40)]
+        clock = FakeClock()
+        clock._set(float(START_S - 1))
+        run = FakeRun(clock)
+        sched = Scheduler(tasks, Resources(), clock=clock, run=run, recorder=alive,
+                          claims=alive)  # fmt: skip
+        loop_task = asyncio.create_task(sched.serve())
+        await sched.armed.wait()
+        await clock.advance(1.5)  # the slot fires; our own claims are on their way
+        await clock.advance(3)  # well past slot + grace, own share still not answered
+        assert run.calls == []
+        gate.set()
+        await idle(alive)
+        own = {c.task for c in run.calls}
+        assert 0 < len(own) < 40, "only our own share: the other's owner gets its grace"
+        await clock.advance(1.5)
+        await idle(alive)
+        assert {c.task for c in run.calls} == own
+        await clock.advance(1)  # a grace after our own share was claimed
+        await idle(alive)
+        assert sorted(c.task for c in run.calls) == sorted(t.name for t in tasks)
+        sched.stop_firing()
+        await loop_task
+        await sched.cancel_all()
+        await alive.flush()
+    finally:
+        for s in made:
+            await s.close(timeout=1)
+        cleaner = create_datasource("c", pg_url, base_dir=tmp_path)
+        await cleaner.open()
+        for table in ("cronstack_runs", "cronstack_task_state", "cronstack_instances"):
+            await cleaner.execute(f"DELETE FROM {table}", [])
+        await cleaner.close()
+
+
 def zlib_part(task: str) -> int:
     import zlib
 
