@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -73,3 +74,42 @@ async def test_every_statement_prepares_on_sqlite(tmp_path: Path) -> None:
                 pytest.fail(f"{name}: {exc}")
     finally:
         await ds.close()
+
+
+async def test_final_states_do_not_read_the_index_of_running_rows_on_postgresql(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """A batch of final states does not go through the partial index of running rows: fenced
+    on `status = 'running'` it did, since ANALYZE finds that index empty — yet it holds an
+    entry for every run finished since the last vacuum: 100 µs a row in a burst."""
+    ds = create_datasource("state", pg_url, base_dir=tmp_path)
+    await ds.open()
+    try:
+        await migrate(ds)
+        assert isinstance(ds, PostgresDataSource)
+        async with ds.pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO cronstack_runs (run_id, task, slot_id, scheduled_at, trigger,"
+                " instance, status) SELECT 'r' || i, 't' || (i % 500), 't' || i, i, 'schedule',"
+                " 'x', 'succeeded' FROM generate_series(1, 20000) AS i"
+            )
+            await conn.execute("ANALYZE cronstack_runs")
+            n = 1000
+            found = await conn.fetchval(
+                "EXPLAIN (FORMAT JSON) " + statements(POSTGRESQL)["finish_runs"],
+                [f"r{i}" for i in range(n)],
+                ["token"] * n,
+                ["succeeded"] * n,
+                [1] * n,
+                [2] * n,
+                [1] * n,
+                [None] * n,
+                [None] * n,
+                [None] * n,
+            )
+            await conn.execute("DELETE FROM cronstack_runs")
+    finally:
+        await ds.close()
+    plan = found if isinstance(found, str) else json.dumps(found)  # the pool may decode JSON
+    # (A table this small is read whole into a hash; a big one by primary key: either is fine.)
+    assert "cronstack_runs_running" not in plan, plan
