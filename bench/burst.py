@@ -10,6 +10,12 @@ finish in at most 0.6x the one-process time. `--kill` also runs the two-replica 
 replica killed (SIGKILL) a moment into the burst: nothing may be lost — every slot still has
 its row (runs the dead one had claimed end `interrupted` once their lease expires).
 
+Also samples CPU time every 0.25 s — the cronstack processes' and PostgreSQL's (every
+`postgres` process on the machine) — and reports what each spent up to the burst's last start.
+That bounds what replicas can gain here: when one process already keeps every core busy
+(itself one, PostgreSQL the rest), two replicas cannot finish before (daemon + PostgreSQL CPU)
+/ cores, whatever the division of work.
+
 Prints the figures with the budgets; exits 1 when one is missed.
 """
 
@@ -63,6 +69,57 @@ class Burst:
     shares: dict[str, int] = field(default_factory=dict)
     last_start_s: float = 0.0
     p50_start_s: float = 0.0
+    # (seconds after the minute, CPU-s of the cronstack processes, CPU-s of PostgreSQL) since
+    # a second before the minute.
+    cpu: list[tuple[float, float, float]] = field(default_factory=list)
+
+    def cpu_by(self, at_s: float) -> tuple[float, float]:
+        """CPU-s spent by the daemons and by PostgreSQL from a second before the minute to
+        `at_s` after it (the first sample at or after it)."""
+        for t, daemons, pg in self.cpu:
+            if t >= at_s:
+                return daemons, pg
+        return (self.cpu[-1][1], self.cpu[-1][2]) if self.cpu else (0.0, 0.0)
+
+
+def postgres_pids() -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if Path(f"/proc/{entry}/comm").read_text().startswith("postgres"):
+                    pids.append(int(entry))
+            except OSError:
+                pass  # gone meanwhile
+    return pids
+
+
+def cpu_of(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            total += load.proc_cpu(pid)
+        except (OSError, IndexError):
+            pass  # a backend that ended: its time is lost to the sum (small, and only after)
+    return total
+
+
+def sample_cpu(
+    procs: list[subprocess.Popen[bytes]], minute: int, until: float
+) -> list[tuple[float, float, float]]:
+    """CPU-s used by the daemons and by PostgreSQL from a second before `minute` to `until`
+    (epoch s), every 0.25 s. New PostgreSQL backends count from zero (they start at 0)."""
+    time.sleep(max(0.0, minute - 1 - time.time()))
+    daemons = [p.pid for p in procs]
+    base_d = cpu_of(daemons)
+    base_pg: dict[int, float] = {pid: cpu_of([pid]) for pid in postgres_pids()}
+    samples = []
+    while time.time() < until:
+        time.sleep(0.25)
+        d = cpu_of(daemons) - base_d
+        pg = sum(cpu_of([pid]) - base_pg.get(pid, 0.0) for pid in postgres_pids())
+        samples.append((time.time() - minute, d, pg))
+    return samples
 
 
 def minute_config(
@@ -113,9 +170,12 @@ def run_burst(n: int, replicas: int, *, waiting: bool, kill_after: float | None 
             minute = (int(time.time()) // 60 + 1) * 60
             if minute - time.time() < 20:  # loading 100,000 tasks takes a while
                 minute += 60
+            samples: list[tuple[float, float, float]] = []
             if kill_after is not None:
                 time.sleep(max(0.0, minute + kill_after - time.time()))
                 procs[-1].send_signal(signal.SIGKILL)
+            else:
+                samples = sample_cpu(procs, minute, minute + START_BUDGET_S + 2)
             time.sleep(max(0.0, minute + 25 - time.time()))
             for p in procs:
                 if p.poll() is None:
@@ -128,7 +188,9 @@ def run_burst(n: int, replicas: int, *, waiting: bool, kill_after: float | None 
                     p.kill()
         rows = asyncio.run(read(url))
     asyncio.run(load.drop_pg(name))
-    return tally(rows, replicas, minute)
+    burst = tally(rows, replicas, minute)
+    burst.cpu = samples
+    return burst
 
 
 async def read(url: str) -> list[dict[str, Any]]:
@@ -183,6 +245,20 @@ def main() -> int:
         )
         ok = ok and b.slots == args.tasks and not b.duplicates
         ok = ok and b.last_start_s <= START_BUDGET_S
+    cores = os.cpu_count() or 1
+    for b in (one, two):
+        daemons, pg = b.cpu_by(b.last_start_s)
+        print(
+            f"  {b.replicas} process(es), CPU from 1 s before the minute to the last start:"
+            f" cronstack {daemons:.2f} s, PostgreSQL {pg:.2f} s"
+        )
+    daemons, pg = one.cpu_by(one.last_start_s)
+    bound = (daemons + pg) / cores / one.last_start_s if one.last_start_s else 0.0
+    print(
+        f"  on {cores} cores shared with PostgreSQL two replicas cannot beat"
+        f" (cronstack + PostgreSQL CPU of one process) / cores = {bound:.2f}x one process"
+        " (the same work, spread over every core)"
+    )
     fair = min(two.shares.values(), default=0) / max(1, two.rows)
     ratio = two.last_start_s / one.last_start_s if one.last_start_s else float("inf")
     print(
