@@ -113,3 +113,45 @@ async def test_final_states_do_not_read_the_index_of_running_rows_on_postgresql(
     plan = found if isinstance(found, str) else json.dumps(found)  # the pool may decode JSON
     # (A table this small is read whole into a hash; a big one by primary key: either is fine.)
     assert "cronstack_runs_running" not in plan, plan
+
+
+async def test_the_store_joins_batches_to_its_rows_through_indexes_on_postgresql(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """On the store's own connections a batch (final states, the replicas' slot probe) is
+    joined to the run rows by index lookups, never by reading the whole table into a hash
+    per batch — which the planner chose when the table was small at the last ANALYZE: in a
+    100,000-run burst that grew quadratic."""
+    from daemon.state.store import StateStore, open_state_datasource
+
+    store = StateStore(open_state_datasource(pg_url, base_dir=tmp_path))
+    await store.open()
+    try:
+        ds = store.ds
+        assert isinstance(ds, PostgresDataSource)
+        async with ds.pool.acquire() as conn:
+            assert await conn.fetchval("SHOW enable_seqscan") == "off"
+            await conn.execute("ANALYZE cronstack_runs")  # empty, as at the start of a burst
+            await conn.execute(
+                "INSERT INTO cronstack_runs (run_id, task, slot_id, scheduled_at, trigger,"
+                " instance, status, lease_token, lease_expires_at) SELECT 'r' || i,"
+                " 't' || (i % 500), 't' || i, i, 'schedule', 'x', 'running', 'token',"
+                " 9e15::bigint FROM generate_series(1, 20000) AS i"
+            )
+            n = 1000
+            plans = {}
+            for name, params in (
+                ("finish_runs", [[f"r{i}" for i in range(n)], ["token"] * n, *[[None] * n] * 7]),
+                ("slots_taken", [list(range(n)), [f"t{i}" for i in range(n)]]),
+            ):
+                found = await conn.fetchval(
+                    "EXPLAIN (FORMAT JSON) " + statements(POSTGRESQL)[name], *params
+                )
+                plans[name] = found if isinstance(found, str) else json.dumps(found)
+            await conn.execute("DELETE FROM cronstack_runs")
+    finally:
+        await store.close(timeout=1)
+    for name, plan in plans.items():
+        assert '"Node Type": "Seq Scan"' not in plan, (name, plan)
+        assert '"Node Type": "Hash Join"' not in plan, (name, plan)
+        assert '"Index Name": "cronstack_runs_' in plan, (name, plan)

@@ -6,7 +6,7 @@ and `sqlite` the two implementations; `create_datasource` picks one from a URL.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -32,8 +32,10 @@ def create_datasource(
     max_size: int = 10,
     statement_timeout: float | None = None,
     init_sql: Sequence[Path] = (),
+    planner: Mapping[str, str] | None = None,
 ) -> DataSource:
-    """Build (not open) the data source a URL names; relative paths resolve against base_dir."""
+    """Build (not open) the data source a URL names; relative paths resolve against base_dir.
+    `planner`: PostgreSQL settings for every session of the pool (ignored by SQLite)."""
     from daemon.resources.db.base import redact_url
     from daemon.resources.db.postgres import PostgresDataSource
     from daemon.resources.db.sqlite import SqliteDataSource, sqlite_path
@@ -48,6 +50,7 @@ def create_datasource(
             max_size=max_size,
             statement_timeout=statement_timeout,
             init_sql=scripts,
+            planner=planner,
         )
     if scheme == "sqlite":
         return SqliteDataSource(name, url, path=sqlite_path(url, base_dir), init_sql=scripts)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -109,11 +109,13 @@ class PostgresDataSource(DataSource):
         max_size: int = 10,
         statement_timeout: float | None = None,
         init_sql: Sequence[Path] = (),
+        planner: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(name, url, init_sql=init_sql)
         self.min_size = min_size
         self.max_size = max_size
         self.statement_timeout = statement_timeout
+        self.planner = dict(planner or {})  # session settings sent with every connection
         self._pool: asyncpg.Pool | None = None
         # Run on every new pooled connection after its codecs are set (the state store warms
         # its statements there: a cold connection's first statement costs several round
@@ -145,7 +147,7 @@ class PostgresDataSource(DataSource):
     async def open(self) -> None:
         if self._pool is not None:
             return
-        settings: dict[str, str] = {"application_name": "cronstack"}
+        settings: dict[str, str] = {"application_name": "cronstack", **self.planner}
         if self.statement_timeout is not None:
             settings["statement_timeout"] = str(int(self.statement_timeout * 1000))
         try:
