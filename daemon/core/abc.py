@@ -69,8 +69,9 @@ class Claimer(Protocol):
 
     def claim(self, claim: Claim) -> Awaitable[str]: ...
 
-    async def unclaimed(self, claims: Sequence[Claim]) -> list[Claim]:
-        """Those of `claims` whose slot nobody has claimed (or recorded) yet."""
+    async def unclaimed(self, slots: Sequence[tuple[int, str]]) -> set[str]:
+        """The slot ids of these first-attempt slots ((scheduled_at, slot_id)) that nobody has
+        claimed (or recorded) yet."""
         ...
 
     @property

@@ -722,16 +722,14 @@ class Scheduler:
             # Only the slots their owner has not taken: a living owner took them all, and a
             # look costs the store less than as many refused inserts.
             try:
-                free = {
-                    c.run_id for c in await claims.unclaimed([self._claim_of(r) for r in others])
-                }
+                free = await claims.unclaimed([(r.scheduled_ms, r.slot_id) for r in others])
             except Exception as exc:
                 log.debug("unclaimed_failed", error=str(exc))
-                free = {r.run_id for r in others}  # the claims will find out
-            orphans = [r for r in others if r.run_id in free]
+                free = {r.slot_id for r in others}  # the claims will find out
+            orphans = [r for r in others if r.slot_id in free]
             for run in others:
                 state = run.state
-                if run.run_id not in free:
+                if run.slot_id not in free:
                     self._finish(run)  # its owner ran (or is running) it
                 elif self._states.get(state.task.name) is state:
                     state.running.add(run)

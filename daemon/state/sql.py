@@ -267,16 +267,17 @@ _STATEMENTS: Final[dict[str, tuple[str, str] | str]] = {
         " ON CONFLICT (task) DO UPDATE"
         " SET last_slot = max(COALESCE(cronstack_task_state.last_slot, 0), excluded.last_slot)",
     ),
-    # Which of these (task, slot) have a first-attempt row already (another replica's share,
-    # looked at before claiming it after the grace: a probe is cheaper than a refused insert).
-    # Matched on the slot key's unique index (scheduled_at, slot_id, attempt), see migrations v2.
-    "slots_taken": (
-        "SELECT r.task, r.slot_id FROM cronstack_runs r"
-        " JOIN unnest($1::bigint[], $2::text[]) AS v(scheduled_at, slot_id)"
-        " ON r.scheduled_at = v.scheduled_at AND r.slot_id = v.slot_id AND r.attempt = 1",
-        "SELECT r.task, r.slot_id FROM cronstack_runs r"
-        f" JOIN (SELECT {_fields('scheduled_at', 'slot_id')} FROM json_each($1)) AS v"
-        " ON r.scheduled_at = v.scheduled_at AND r.slot_id = v.slot_id AND r.attempt = 1",
+    # Which of these (scheduled_at, slot_id) have no first-attempt row yet (another replica's
+    # share, looked at before claiming it after the grace: a probe is cheaper than a refused
+    # insert). Only those come back: with their owner alive, none — not 50,000 rows to decode.
+    # Looked up on the slot key's unique index (scheduled_at, slot_id, attempt), migrations v2.
+    "slots_free": (
+        "SELECT v.slot_id FROM unnest($1::bigint[], $2::text[]) AS v(scheduled_at, slot_id)"
+        " WHERE NOT EXISTS (SELECT 1 FROM cronstack_runs r WHERE r.scheduled_at = v.scheduled_at"
+        " AND r.slot_id = v.slot_id AND r.attempt = 1)",
+        f"SELECT v.slot_id FROM (SELECT {_fields('scheduled_at', 'slot_id')} FROM json_each($1))"
+        " AS v WHERE NOT EXISTS (SELECT 1 FROM cronstack_runs r"
+        " WHERE r.scheduled_at = v.scheduled_at AND r.slot_id = v.slot_id AND r.attempt = 1)",
     ),
     # Which of these (run_id, token) claims wrote our row, after a lost reply ($1 our owner).
     "own_claims": (

@@ -297,7 +297,7 @@ class StateStore:
             ("write_runs", [empty] * 14),
             ("save_slots", [empty] * 2),
             ("own_claims", ["", empty, empty]),
-            ("slots_taken", [empty, empty]),
+            ("slots_free", [empty, empty]),
             ("renew_leases", ["", 0]),
             ("live_instances", [0]),
         ):
@@ -466,19 +466,19 @@ class StateStore:
                 if not fut.done():
                     fut.set_result(results.get(c.run_id, LOST))
 
-    async def unclaimed(self, claims: Sequence[Claim]) -> list[Claim]:
-        """Claimer: those of `claims` whose slot has no first-attempt row yet."""
-        taken: set[tuple[str, str]] = set()
+    async def unclaimed(self, slots: Sequence[tuple[int, str]]) -> set[str]:
+        """Claimer: the slot ids of `slots` ((scheduled_at, slot_id) of first attempts) that
+        have no row yet."""
+        free: set[str] = set()
         chunk = self.dialect.batch_rows * 5
         self.claiming += 1  # a claim's prelude: tests on a fake clock wait for it too
         try:
-            for i in range(0, len(claims), chunk):
-                part = [(c.scheduled_at, c.slot_id) for c in claims[i : i + chunk]]
-                rows = await self.ds.fetch(self.q["slots_taken"], self.dialect.batch(part))
-                taken.update((r["task"], r["slot_id"]) for r in rows)
+            for i in range(0, len(slots), chunk):
+                part = self.dialect.batch(slots[i : i + chunk])
+                free.update(r["slot_id"] for r in await self.ds.fetch(self.q["slots_free"], part))
         finally:
             self.claiming -= 1
-        return [c for c in claims if (c.task, c.slot_id) not in taken]
+        return free
 
     @staticmethod
     def _tokens(claims: Sequence[Claim]) -> dict[str, str]:

@@ -142,7 +142,7 @@ async def test_the_store_joins_batches_to_its_rows_through_indexes_on_postgresql
             plans = {}
             for name, params in (
                 ("finish_runs", [[f"r{i}" for i in range(n)], ["token"] * n, *[[None] * n] * 7]),
-                ("slots_taken", [list(range(n)), [f"t{i}" for i in range(n)]]),
+                ("slots_free", [list(range(n)), [f"t{i}" for i in range(n)]]),
             ):
                 found = await conn.fetchval(
                     "EXPLAIN (FORMAT JSON) " + statements(POSTGRESQL)[name], *params
