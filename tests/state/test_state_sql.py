@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from daemon.resources.db import create_datasource
@@ -42,21 +45,99 @@ def test_a_batch_binds_as_arrays_or_one_json_text(
     assert dialect.batch(rows) == expected
 
 
+@contextlib.asynccontextmanager
+async def state_connection(
+    pg_url: str, tmp_path: Path, *, store: bool = False
+) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the migrated state tables — one of the state store's own when `store`
+    (with its session settings) — emptied of run rows afterwards."""
+    from daemon.state.store import StateStore, open_state_datasource
+
+    ds = open_state_datasource(pg_url, base_dir=tmp_path) if store else None
+    opened = StateStore(ds) if ds is not None else None
+    if opened is not None:
+        await opened.open()
+    else:
+        ds = create_datasource("state", pg_url, base_dir=tmp_path)
+        await ds.open()
+        await migrate(ds)
+    assert isinstance(ds, PostgresDataSource)
+    try:
+        async with ds.pool.acquire() as conn:
+            try:
+                yield conn
+            finally:
+                await conn.execute("DELETE FROM cronstack_runs")
+    finally:
+        await (opened.close(timeout=1) if opened is not None else ds.close())
+
+
+async def plan_of(conn: asyncpg.Connection, name: str, params: list[object]) -> str:
+    """The PostgreSQL plan of a state statement for these parameters, as JSON text."""
+    found = await conn.fetchval("EXPLAIN (FORMAT JSON) " + statements(POSTGRESQL)[name], *params)
+    return found if isinstance(found, str) else json.dumps(found)  # the pool may decode JSON
+
+
+def rows_sql(n: int, status: str, lease: str = "NULL") -> str:
+    """n run rows of 500 tasks, all with this status and lease expiry (SQL)."""
+    return (
+        "INSERT INTO cronstack_runs (run_id, task, slot_id, scheduled_at, trigger, instance,"
+        " status, lease_token, lease_expires_at) SELECT 'r' || i, 't' || (i % 500), 't' || i,"
+        f" i, 'schedule', 'x', '{status}', 'token', {lease} FROM generate_series(1, {n}) AS i"
+    )
+
+
 async def test_every_statement_prepares_on_postgresql(pg_url: str, tmp_path: Path) -> None:
     """Each PostgreSQL statement parses and plans against the migrated tables."""
-    ds = create_datasource("state", pg_url, base_dir=tmp_path)
-    await ds.open()
-    try:
-        await migrate(ds)
-        assert isinstance(ds, PostgresDataSource)
-        async with ds.pool.acquire() as conn:
-            for name, text in statements(POSTGRESQL).items():
-                try:
-                    await conn.prepare(text)
-                except Exception as exc:  # pragma: no cover - the assertion message is the point
-                    pytest.fail(f"{name}: {exc}")
-    finally:
-        await ds.close()
+    async with state_connection(pg_url, tmp_path) as conn:
+        for name, text in statements(POSTGRESQL).items():
+            try:
+                await conn.prepare(text)
+            except Exception as exc:  # pragma: no cover - the assertion message is the point
+                pytest.fail(f"{name}: {exc}")
+
+
+async def test_final_states_do_not_read_the_index_of_running_rows_on_postgresql(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """A batch of final states does not go through the partial index of running rows: fenced
+    on `status = 'running'` it did, since ANALYZE finds that index empty — yet it holds an
+    entry for every run finished since the last vacuum: 100 µs a row in a burst."""
+    n = 1000
+    async with state_connection(pg_url, tmp_path) as conn:
+        await conn.execute(rows_sql(20_000, "succeeded"))
+        await conn.execute("ANALYZE cronstack_runs")
+        ids = [f"r{i}" for i in range(n)]
+        final = [["succeeded"] * n, *[[1] * n] * 3, *[[None] * n] * 3]
+        plan = await plan_of(conn, "finish_runs", [ids, ["token"] * n, *final])
+    # (A table this small is read whole into a hash; a big one by primary key: either is fine.)
+    assert "cronstack_runs_running" not in plan, plan
+
+
+async def test_the_store_joins_batches_to_its_rows_through_indexes_on_postgresql(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """On the store's own connections a batch (final states, the replicas' slot probe) is
+    joined to the run rows by index lookups, never by reading the whole table into a hash
+    per batch — which the planner chose when the table was small at the last ANALYZE: in a
+    100,000-run burst that grew quadratic."""
+    n = 1000
+    async with state_connection(pg_url, tmp_path, store=True) as conn:
+        assert await conn.fetchval("SHOW enable_seqscan") == "off"
+        await conn.execute("ANALYZE cronstack_runs")  # empty, as at the start of a burst
+        await conn.execute(rows_sql(20_000, "running", "9e15::bigint"))
+        plans = {
+            "finish_runs": await plan_of(
+                conn, "finish_runs", [[f"r{i}" for i in range(n)], ["token"] * n, *[[None] * n] * 7]
+            ),
+            "slots_free": await plan_of(
+                conn, "slots_free", [list(range(n)), [f"t{i}" for i in range(n)]]
+            ),
+        }
+    for name, plan in plans.items():
+        assert '"Node Type": "Seq Scan"' not in plan, (name, plan)
+        assert '"Node Type": "Hash Join"' not in plan, (name, plan)
+        assert '"Index Name": "cronstack_runs_' in plan, (name, plan)
 
 
 async def test_every_statement_prepares_on_sqlite(tmp_path: Path) -> None:
@@ -74,84 +155,3 @@ async def test_every_statement_prepares_on_sqlite(tmp_path: Path) -> None:
                 pytest.fail(f"{name}: {exc}")
     finally:
         await ds.close()
-
-
-async def test_final_states_do_not_read_the_index_of_running_rows_on_postgresql(
-    pg_url: str, tmp_path: Path
-) -> None:
-    """A batch of final states does not go through the partial index of running rows: fenced
-    on `status = 'running'` it did, since ANALYZE finds that index empty — yet it holds an
-    entry for every run finished since the last vacuum: 100 µs a row in a burst."""
-    ds = create_datasource("state", pg_url, base_dir=tmp_path)
-    await ds.open()
-    try:
-        await migrate(ds)
-        assert isinstance(ds, PostgresDataSource)
-        async with ds.pool.acquire() as conn:
-            await conn.execute(
-                "INSERT INTO cronstack_runs (run_id, task, slot_id, scheduled_at, trigger,"
-                " instance, status) SELECT 'r' || i, 't' || (i % 500), 't' || i, i, 'schedule',"
-                " 'x', 'succeeded' FROM generate_series(1, 20000) AS i"
-            )
-            await conn.execute("ANALYZE cronstack_runs")
-            n = 1000
-            found = await conn.fetchval(
-                "EXPLAIN (FORMAT JSON) " + statements(POSTGRESQL)["finish_runs"],
-                [f"r{i}" for i in range(n)],
-                ["token"] * n,
-                ["succeeded"] * n,
-                [1] * n,
-                [2] * n,
-                [1] * n,
-                [None] * n,
-                [None] * n,
-                [None] * n,
-            )
-            await conn.execute("DELETE FROM cronstack_runs")
-    finally:
-        await ds.close()
-    plan = found if isinstance(found, str) else json.dumps(found)  # the pool may decode JSON
-    # (A table this small is read whole into a hash; a big one by primary key: either is fine.)
-    assert "cronstack_runs_running" not in plan, plan
-
-
-async def test_the_store_joins_batches_to_its_rows_through_indexes_on_postgresql(
-    pg_url: str, tmp_path: Path
-) -> None:
-    """On the store's own connections a batch (final states, the replicas' slot probe) is
-    joined to the run rows by index lookups, never by reading the whole table into a hash
-    per batch — which the planner chose when the table was small at the last ANALYZE: in a
-    100,000-run burst that grew quadratic."""
-    from daemon.state.store import StateStore, open_state_datasource
-
-    store = StateStore(open_state_datasource(pg_url, base_dir=tmp_path))
-    await store.open()
-    try:
-        ds = store.ds
-        assert isinstance(ds, PostgresDataSource)
-        async with ds.pool.acquire() as conn:
-            assert await conn.fetchval("SHOW enable_seqscan") == "off"
-            await conn.execute("ANALYZE cronstack_runs")  # empty, as at the start of a burst
-            await conn.execute(
-                "INSERT INTO cronstack_runs (run_id, task, slot_id, scheduled_at, trigger,"
-                " instance, status, lease_token, lease_expires_at) SELECT 'r' || i,"
-                " 't' || (i % 500), 't' || i, i, 'schedule', 'x', 'running', 'token',"
-                " 9e15::bigint FROM generate_series(1, 20000) AS i"
-            )
-            n = 1000
-            plans = {}
-            for name, params in (
-                ("finish_runs", [[f"r{i}" for i in range(n)], ["token"] * n, *[[None] * n] * 7]),
-                ("slots_free", [list(range(n)), [f"t{i}" for i in range(n)]]),
-            ):
-                found = await conn.fetchval(
-                    "EXPLAIN (FORMAT JSON) " + statements(POSTGRESQL)[name], *params
-                )
-                plans[name] = found if isinstance(found, str) else json.dumps(found)
-            await conn.execute("DELETE FROM cronstack_runs")
-    finally:
-        await store.close(timeout=1)
-    for name, plan in plans.items():
-        assert '"Node Type": "Seq Scan"' not in plan, (name, plan)
-        assert '"Node Type": "Hash Join"' not in plan, (name, plan)
-        assert '"Index Name": "cronstack_runs_' in plan, (name, plan)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from daemon.core.runs import Claim, Outcome
+from daemon.engine.compiler import CompiledTask
 from daemon.resources.bundle import Resources
 from daemon.resources.db import create_datasource
 from daemon.scheduling import scheduler as scheduler_module
@@ -127,52 +129,27 @@ async def test_a_store_behind_holds_new_fires_and_memory_stays_bounded(
     await store.close()
 
 
-async def test_replicas_claim_their_share_first_and_pick_up_a_dead_ones_share(
+@pytest.fixture
+async def alive(
     pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Two registered replicas split 40 tasks by name hash; when only one of them runs, it
-    claims its own share at the slot and the other's after the grace: every slot runs once."""
+) -> AsyncIterator[StateStore]:
+    """Two registered replicas on PostgreSQL; the one yielded runs, the other ("b-dead")
+    registered and is gone: it never claims anything. PARTITION_GRACE is 2 s."""
     monkeypatch.setattr(scheduler_module, "PARTITION_GRACE", 2.0)
-    made: list[StateStore] = []
-
-    def store(instance: str) -> StateStore:
-        s = StateStore(
-            create_datasource("s", pg_url, base_dir=tmp_path, max_size=6), instance=instance
-        )
-        made.append(s)
-        return s
-
-    alive, dead = store("a-alive"), store("b-dead")
+    made = [
+        StateStore(create_datasource("s", pg_url, base_dir=tmp_path, max_size=6), instance=name)
+        for name in ("a-alive", "b-dead")
+    ]
+    alive, dead = made
     try:
-        await dead.open(exclusive=True)  # registered, then gone: it never claims anything
+        await dead.open(exclusive=True)
         # Only these two replicas (other tests' instances may linger in this database).
         await dead.ds.execute(
             "DELETE FROM cronstack_instances WHERE instance NOT IN ('a-alive', 'b-dead')", []
         )
         await alive.open(exclusive=True)
         assert alive.partition == (0, 2)
-        tasks = [make_task(f"t{i}", "* * * * *", inline=False) for i in range(40)]
-        clock = FakeClock()
-        clock._set(float(START_S - 1))
-        run = FakeRun(clock)
-        sched = Scheduler(tasks, Resources(), clock=clock, run=run, recorder=alive,
-                          claims=alive)  # fmt: skip
-        loop_task = asyncio.create_task(sched.serve())
-        await sched.armed.wait()
-        await clock.advance(1.5)  # the minute's slot fires: own share claimed and run
-        await idle(alive)
-        own = {c.task for c in run.calls}
-        assert 0 < len(own) < 40
-        assert all(alive.partition[0] == zlib_part(t) % 2 for t in own)
-        await clock.advance(3)  # past the grace: the dead replica's share
-        await idle(alive)
-        sched.stop_firing()
-        await loop_task
-        await sched.cancel_all()
-        await alive.flush()
-        assert sorted(c.task for c in run.calls) == sorted(t.name for t in tasks)
-        rows = await alive.queries.runs(None, limit=1000)
-        assert len(rows) == 40 and {r["status"] for r in rows} == {"succeeded"}
+        yield alive
     finally:
         for s in made:
             await s.close(timeout=1)
@@ -183,73 +160,78 @@ async def test_replicas_claim_their_share_first_and_pick_up_a_dead_ones_share(
         await cleaner.close()
 
 
+async def test_replicas_claim_their_share_first_and_pick_up_a_dead_ones_share(
+    alive: StateStore,
+) -> None:
+    """Two registered replicas split 40 tasks by name hash; when only one of them runs, it
+    claims its own share at the slot and the other's after the grace: every slot runs once."""
+    tasks, clock, run, sched, loop_task = await forty_tasks(alive)
+    await clock.advance(1.5)  # the minute's slot fires: own share claimed and run
+    await idle(alive)
+    own = {c.task for c in run.calls}
+    assert 0 < len(own) < 40
+    assert all(alive.partition[0] == zlib_part(t) % 2 for t in own)
+    await clock.advance(3)  # past the grace: the dead replica's share
+    await idle(alive)
+    await stop(sched, loop_task, alive)
+    assert sorted(c.task for c in run.calls) == sorted(t.name for t in tasks)
+    rows = await alive.queries.runs(None, limit=1000)
+    assert len(rows) == 40 and {r["status"] for r in rows} == {"succeeded"}
+
+
 async def test_the_grace_for_another_share_counts_from_when_our_own_share_was_claimed(
-    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    alive: StateStore,
 ) -> None:
     """In a burst our own share takes a while to claim, and the other replica is as far into
     its own: its share is looked at only a grace after ours is done, not a grace after the
     slot (which, in a burst, had both replicas claim every slot)."""
-    monkeypatch.setattr(scheduler_module, "PARTITION_GRACE", 2.0)
-    made: list[StateStore] = []
+    # Our own claims are answered only when the test says so: a slow, big share.
+    gate = asyncio.Event()
+    real_fetch = alive.ds.fetch
 
-    def store(instance: str) -> StateStore:
-        s = StateStore(
-            create_datasource("s", pg_url, base_dir=tmp_path, max_size=6), instance=instance
-        )
-        made.append(s)
-        return s
+    async def slow_claims(query: str, params: Any = ()) -> Any:
+        if query == alive.q["claim"]:
+            await gate.wait()
+        return await real_fetch(query, params)
 
-    alive, dead = store("a-alive"), store("b-dead")
-    try:
-        await dead.open(exclusive=True)
-        await dead.ds.execute(
-            "DELETE FROM cronstack_instances WHERE instance NOT IN ('a-alive', 'b-dead')", []
-        )
-        await alive.open(exclusive=True)
-        assert alive.partition == (0, 2)
-        # Our own claims are answered only when the test says so: a slow, big share.
-        gate = asyncio.Event()
-        real_fetch = alive.ds.fetch
+    alive.ds.fetch = slow_claims  # type: ignore[method-assign]
+    tasks, clock, run, sched, loop_task = await forty_tasks(alive)
+    await clock.advance(1.5)  # the slot fires; our own claims are on their way
+    await clock.advance(3)  # well past slot + grace, own share still not answered
+    assert run.calls == []
+    gate.set()
+    await idle(alive)
+    own = {c.task for c in run.calls}
+    assert 0 < len(own) < 40, "only our own share: the other's owner gets its grace"
+    await clock.advance(1.5)
+    await idle(alive)
+    assert {c.task for c in run.calls} == own
+    await clock.advance(1)  # a grace after our own share was claimed
+    await idle(alive)
+    assert sorted(c.task for c in run.calls) == sorted(t.name for t in tasks)
+    await stop(sched, loop_task, alive)
 
-        async def slow_claims(query: str, params: Any = ()) -> Any:
-            if query == alive.q["claim"]:
-                await gate.wait()
-            return await real_fetch(query, params)
 
-        alive.ds.fetch = slow_claims  # type: ignore[method-assign]
-        tasks = [make_task(f"t{i}", "* * * * *", inline=False) for i in range(40)]
-        clock = FakeClock()
-        clock._set(float(START_S - 1))
-        run = FakeRun(clock)
-        sched = Scheduler(tasks, Resources(), clock=clock, run=run, recorder=alive,
-                          claims=alive)  # fmt: skip
-        loop_task = asyncio.create_task(sched.serve())
-        await sched.armed.wait()
-        await clock.advance(1.5)  # the slot fires; our own claims are on their way
-        await clock.advance(3)  # well past slot + grace, own share still not answered
-        assert run.calls == []
-        gate.set()
-        await idle(alive)
-        own = {c.task for c in run.calls}
-        assert 0 < len(own) < 40, "only our own share: the other's owner gets its grace"
-        await clock.advance(1.5)
-        await idle(alive)
-        assert {c.task for c in run.calls} == own
-        await clock.advance(1)  # a grace after our own share was claimed
-        await idle(alive)
-        assert sorted(c.task for c in run.calls) == sorted(t.name for t in tasks)
-        sched.stop_firing()
-        await loop_task
-        await sched.cancel_all()
-        await alive.flush()
-    finally:
-        for s in made:
-            await s.close(timeout=1)
-        cleaner = create_datasource("c", pg_url, base_dir=tmp_path)
-        await cleaner.open()
-        for table in ("cronstack_runs", "cronstack_task_state", "cronstack_instances"):
-            await cleaner.execute(f"DELETE FROM {table}", [])
-        await cleaner.close()
+async def forty_tasks(
+    store: StateStore,
+) -> tuple[list[CompiledTask], FakeClock, FakeRun, Scheduler, asyncio.Task[None]]:
+    """40 claimed every-minute tasks on a scheduler with `store`, armed a second before the
+    minute."""
+    tasks = [make_task(f"t{i}", "* * * * *", inline=False) for i in range(40)]
+    clock = FakeClock()
+    clock._set(float(START_S - 1))
+    run = FakeRun(clock)
+    sched = Scheduler(tasks, Resources(), clock=clock, run=run, recorder=store, claims=store)
+    loop_task = asyncio.create_task(sched.serve())
+    await sched.armed.wait()
+    return tasks, clock, run, sched, loop_task
+
+
+async def stop(sched: Scheduler, loop_task: asyncio.Task[None], store: StateStore) -> None:
+    sched.stop_firing()
+    await loop_task
+    await sched.cancel_all()
+    await store.flush()
 
 
 def zlib_part(task: str) -> int:
