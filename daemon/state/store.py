@@ -69,24 +69,24 @@ MAX_RETRY_DELAY = 2.0
 # Claim statements in flight at once on a shared (PostgreSQL) store, and the fewest claims a
 # statement carries when a batch is split between them.
 CLAIM_CONCURRENCY = 3
+MIN_CLAIM_CHUNK = 100
 # How often the live replicas are counted (for the claim shares), seconds.
 PARTITION_REFRESH = 2.0
+# The claim refuses (EARLY) a scheduled slot further ahead of the database clock than this (ms):
+# the backstop for a process whose clock is not (yet) corrected.
+EARLY_TOLERANCE_MS = 1000
 # The planner settings of the store's PostgreSQL sessions. Every statement of the store reaches
 # its rows through an index (run id, slot key, task, the running rows). But told that a batch of
 # 1,000 run ids is joined to a table that was small at its last ANALYZE, or whose running rows
 # it believes to be none, the planner read the whole table into a hash for every batch: in a
 # 100,000-run burst that grew quadratic, a third of PostgreSQL's time (with the lease fence's
 # clock expression evaluated on every row read). These only price the other paths out: where no
-# index serves (none of the store's statements), they are still taken.
+# index serves (reading the whole task-state table), they are still taken.
 STATE_PLANNER: Final = {
     "enable_seqscan": "off",
     "enable_hashjoin": "off",
     "enable_mergejoin": "off",
 }
-MIN_CLAIM_CHUNK = 100
-# The claim refuses (EARLY) a scheduled slot further ahead of the database clock than this (ms):
-# the backstop for a process whose clock is not (yet) corrected.
-EARLY_TOLERANCE_MS = 1000
 
 
 @dataclass(slots=True)
