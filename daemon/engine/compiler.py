@@ -21,7 +21,6 @@ from daemon.engine.stacks import (
     FunctionLibrary,
     StackCompiler,
     compile_stack,
-    msgspec_issue,
 )
 from steps.base import Registry, Step
 
@@ -39,7 +38,6 @@ __all__ = [
     "compile_stack",
     "compile_task",
     "compile_tasks",
-    "msgspec_issue",
 ]
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from daemon.config.convert import issue_from_validation
 from daemon.config.tasks import SOURCE_KEY, StepSource
 from daemon.core.errors import ConfigError, ExpressionError, Issue, join_path
 from daemon.core.text import did_you_mean
@@ -28,27 +28,6 @@ class CompiledStack:
 
     steps: list[Step]
     warnings: list[Issue]
-
-
-_MSGSPEC_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
-_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(?P<name>[^`]+)`")
-_MISSING_FIELD = re.compile(r"Object missing required field `(?P<name>[^`]+)`")
-
-
-def msgspec_issue(exc: msgspec.ValidationError, file: str, base: str) -> Issue:
-    """Turn msgspec's `... - at `$.a[0].b`` message into an Issue at `base.a[0].b`."""
-    message = str(exc)
-    sub = ""
-    match = _MSGSPEC_PATH.search(message)
-    if match:
-        sub = match.group("path")
-        message = message[: match.start()]
-    path = (base + sub).lstrip(".")
-    if m := _UNKNOWN_FIELD.match(message):
-        return Issue(file, join_path(path, m.group("name")), f'unknown key "{m.group("name")}"')
-    if m := _MISSING_FIELD.match(message):
-        return Issue(file, join_path(path, m.group("name")), "missing required field")
-    return Issue(file, path, message.replace("`", '"'))
 
 
 def _raise_undefined(message: str, column: int | None) -> Evaluator:
@@ -230,7 +209,7 @@ class StackCompiler:
             try:
                 spec = msgspec.convert(raw, cls.Spec)
             except msgspec.ValidationError as exc:
-                issue = msgspec_issue(exc, self.file, self._issue_path(path))
+                issue = issue_from_validation(exc, self.file, self._issue_path(path))
                 if self.source is not None:
                     issue = Issue(issue.file, issue.path, issue.message, self.source.line)
                 self.issues.append(issue)

@@ -370,6 +370,32 @@ def test_load_time_errors(raw: dict[str, Any], field: str) -> None:
     assert [i.path for i in issues] == [f"function_stack[0].{field}"]
 
 
+@pytest.mark.parametrize(
+    ("raw", "path", "message"),
+    [
+        (
+            step("Log", message="x", colour="red"),
+            "function_stack[0].colour",
+            'unknown key "colour"',
+        ),
+        (step("Loop", steps=[]), "function_stack[0].input_array", 'missing required key "input'),
+        (
+            step("Loop", input_array=[], concurrency="2", steps=[]),
+            "function_stack[0].concurrency",
+            "expected int, got str",
+        ),
+    ],
+)
+def test_a_steps_fields_are_checked_like_the_config_file(
+    raw: dict[str, Any], path: str, message: str
+) -> None:
+    """A step's wrong, unknown or missing field reads as the same one in config.toml would:
+    one converter of msgspec's messages for both (config.convert.issue_from_validation)."""
+    (issue,) = compile_issues([raw])
+    assert issue.path == path
+    assert issue.message.startswith(message), issue.message
+
+
 def test_loop_item_variable_is_scoped_to_the_loop() -> None:
     """The item variable is defined inside the body only; using it after the loop warns."""
     warnings = compile_warnings(
