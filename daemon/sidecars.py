@@ -67,9 +67,10 @@ class Sidecars:
         if current is not None:
             metrics.instrument(current)
         last_success: dict[str, int] = {}
-        if store is not None and any(t.expect_success_within for t in scheduler.tasks()):
+        watched = [t.name for t in scheduler.tasks() if t.expect_success_within]
+        if store is not None and watched:
             try:
-                last_success = await store.queries.last_success()
+                last_success = await store.queries.last_success(watched)
             except Exception as exc:
                 log.warning("deadman_history_unavailable", error=str(exc))
         self.deadman = DeadMansSwitch(

@@ -98,9 +98,13 @@ class RunQueries:
             )
         return out
 
-    async def last_success(self) -> dict[str, int]:
-        """When each task last succeeded (finished_at, ms)."""
-        rows = await self.ds.fetch(self.q["last_success"], [])
+    async def last_success(self, tasks: list[str]) -> dict[str, int]:
+        """When each of `tasks` last succeeded: the finished_at (ms) of its newest successful
+        slot. Tasks that never did are not in the answer."""
+        if not tasks:
+            return {}
+        batch: Any = tasks if self.dialect.name == "postgresql" else orjson.dumps(tasks).decode()
+        rows = await self.ds.fetch(self.q["last_success"], [batch])
         return {r["task"]: int(r["at"]) for r in rows if r["at"] is not None}
 
     async def ping(self) -> None:

@@ -349,9 +349,16 @@ _STATEMENTS: Final[dict[str, tuple[str, str] | str]] = {
         " (SELECT rowid FROM cronstack_runs WHERE task = t.value"
         " ORDER BY scheduled_at DESC, attempt DESC LIMIT $2)",
     ),
+    # When each of these tasks last succeeded: the finish of its newest successful slot, read
+    # backwards through the task index (a row or two per task, not the task's whole history).
+    # The dead-man's switch asks at start, for the tasks that set expect_success_within.
     "last_success": (
-        "SELECT task, max(finished_at) AS at FROM cronstack_runs"
-        " WHERE status = 'succeeded' GROUP BY task"
+        "SELECT t.name AS task, (SELECT r.finished_at FROM cronstack_runs r"
+        " WHERE r.task = t.name AND r.status = 'succeeded'"
+        " ORDER BY r.scheduled_at DESC LIMIT 1) AS at FROM unnest($1::text[]) AS t(name)",
+        "SELECT t.value AS task, (SELECT r.finished_at FROM cronstack_runs r"
+        " WHERE r.task = t.value AND r.status = 'succeeded'"
+        " ORDER BY r.scheduled_at DESC LIMIT 1) AS at FROM json_each($1) AS t",
     ),
     "ping": "SELECT 1 AS ok",
     # --- the database clock (read on PostgreSQL only: SQLite shares this host's) -------------

@@ -392,3 +392,23 @@ async def test_unclaimed_names_only_the_slots_without_a_row(stores: StoreFactory
     probe = [(60_000, f"t{i}@60000") for i in range(7)] + [(120_000, "t0@120000")]
     assert await other.unclaimed(probe) == {"t5@60000", "t6@60000", "t0@120000"}
     assert await other.unclaimed([]) == set()
+
+
+async def test_last_success_is_the_newest_successful_slots_finish(stores: StoreFactory) -> None:
+    """For the dead-man's switch at start: per asked task, the finish of its newest successful
+    slot (a failure after it does not count); tasks never successful, or not asked, are absent."""
+    s = stores()
+    await s.open()
+    for task, slot, status, finished in (
+        ("a", 1000, "succeeded", 1500),
+        ("a", 2000, "succeeded", 2500),
+        ("a", 3000, "failed", 3500),
+        ("b", 1000, "failed", 1500),
+        ("c", 1000, "succeeded", 1500),
+    ):
+        s.enqueue(
+            outcome(claim(task, slot), status, started_at=finished - 10, finished_at=finished)
+        )
+    await s.flush()
+    assert await s.queries.last_success(["a", "b", "missing"]) == {"a": 2500}
+    assert await s.queries.last_success([]) == {}
