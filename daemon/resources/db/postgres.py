@@ -115,7 +115,7 @@ class PostgresDataSource(DataSource):
         self.min_size = min_size
         self.max_size = max_size
         self.statement_timeout = statement_timeout
-        self.planner = dict(planner or {})  # session settings sent with every connection
+        self.planner = dict(planner or {})  # session settings, set on every new connection
         self._pool: asyncpg.Pool | None = None
         # Run on every new pooled connection after its codecs are set (the state store warms
         # its statements there: a cold connection's first statement costs several round
@@ -141,13 +141,23 @@ class PostgresDataSource(DataSource):
 
     async def _init_connection(self, conn: asyncpg.Connection) -> None:
         await _init_pg_connection(conn)
+        if self.planner:
+            # Set once the session is up, not sent in the startup packet (server_settings):
+            # a PgBouncer in front refuses startup parameters it does not know.
+            names = list(self.planner)
+            calls = ", ".join(
+                f"set_config(${2 * i + 1}, ${2 * i + 2}, false)" for i in range(len(names))
+            )
+            await conn.execute(
+                f"SELECT {calls}", *[v for name in names for v in (name, self.planner[name])]
+            )
         if self.on_connect is not None:
             await self.on_connect(conn)
 
     async def open(self) -> None:
         if self._pool is not None:
             return
-        settings: dict[str, str] = {"application_name": "cronstack", **self.planner}
+        settings: dict[str, str] = {"application_name": "cronstack"}
         if self.statement_timeout is not None:
             settings["statement_timeout"] = str(int(self.statement_timeout * 1000))
         try:
