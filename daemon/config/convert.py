@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import math
-import re
 import types
 import typing
 from typing import Any, TypeVar
@@ -13,42 +12,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 
 from daemon.core.durations import MAX_DURATION, format_duration, parse_duration
-from daemon.core.errors import Issue, join_path
+from daemon.core.errors import Issue, issue_from_validation, join_path
 from daemon.core.jsonc import MAX_NESTING as JSON_MAX_NESTING
 from daemon.core.text import type_name
 
 S = TypeVar("S", bound=msgspec.Struct)
-
-_AT = re.compile(r" - at `\$(.*)`$")
-_TICKS = re.compile(r"`([^`]*)`")
-
-
-def join_msgspec_path(base: str, suffix: str) -> str:
-    """`function_stack` + msgspec's `[3].table` -> `function_stack[3].table`."""
-    if not suffix:
-        return base
-    if suffix.startswith("."):
-        return join_path(base, suffix[1:]) if base else suffix[1:]
-    return base + suffix
-
-
-def issue_from_validation(error: msgspec.ValidationError, file: str, path: str) -> Issue:
-    """Turn msgspec's "Expected `int`, got `str` - at `$.retry.max_attempts`" into our Issue."""
-    message = str(error)
-    match = _AT.search(message)
-    if match:
-        path = join_msgspec_path(path, match.group(1))
-        message = message[: match.start()]
-    unknown = re.fullmatch(r"Object contains unknown field `([^`]*)`", message)
-    if unknown:
-        return Issue(file, join_path(path, unknown.group(1)), f'unknown key "{unknown.group(1)}"')
-    missing = re.fullmatch(r"Object missing required field `([^`]*)`", message)
-    if missing:
-        key = missing.group(1)
-        return Issue(file, join_path(path, key), f'missing required key "{key}"')
-    message = _TICKS.sub(r"\1", message)
-    message = message.replace("Expected", "expected", 1)
-    return Issue(file, path, message)
 
 
 def _struct_in(tp: Any) -> type[msgspec.Struct] | None:

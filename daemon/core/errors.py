@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import msgspec
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +66,41 @@ def join_path(base: str, key: str | int) -> str:
     if not base:
         return key
     return f"{base}.{key}"
+
+
+# --- msgspec's validation messages as issues ---------------------------------------------------
+
+_AT = re.compile(r" - at `\$(.*)`$")
+_TICKS = re.compile(r"`([^`]*)`")
+
+
+def join_msgspec_path(base: str, suffix: str) -> str:
+    """`function_stack` + msgspec's `[3].table` -> `function_stack[3].table`."""
+    if not suffix:
+        return base
+    if suffix.startswith("."):
+        return join_path(base, suffix[1:]) if base else suffix[1:]
+    return base + suffix
+
+
+def issue_from_validation(error: msgspec.ValidationError, file: str, path: str) -> Issue:
+    """Turn msgspec's "Expected `int`, got `str` - at `$.retry.max_attempts`" into our Issue:
+    the one converter for config files and step fields alike."""
+    message = str(error)
+    match = _AT.search(message)
+    if match:
+        path = join_msgspec_path(path, match.group(1))
+        message = message[: match.start()]
+    unknown = re.fullmatch(r"Object contains unknown field `([^`]*)`", message)
+    if unknown:
+        return Issue(file, join_path(path, unknown.group(1)), f'unknown key "{unknown.group(1)}"')
+    missing = re.fullmatch(r"Object missing required field `([^`]*)`", message)
+    if missing:
+        key = missing.group(1)
+        return Issue(file, join_path(path, key), f'missing required key "{key}"')
+    message = _TICKS.sub(r"\1", message)
+    message = message.replace("Expected", "expected", 1)
+    return Issue(file, path, message)
 
 
 # --- run-time errors -------------------------------------------------------------------------

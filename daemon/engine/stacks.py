@@ -8,9 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from daemon.config.convert import issue_from_validation
 from daemon.config.tasks import SOURCE_KEY, StepSource
-from daemon.core.errors import ConfigError, ExpressionError, Issue, join_path
+from daemon.core.errors import (
+    ConfigError,
+    ExpressionError,
+    Issue,
+    issue_from_validation,
+    join_path,
+)
 from daemon.core.text import did_you_mean
 from daemon.expr.nodes import BUILTIN_NAMES, Template
 from daemon.expr.parser import compile_template, compile_value

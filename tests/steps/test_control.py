@@ -390,7 +390,7 @@ def test_a_steps_fields_are_checked_like_the_config_file(
     raw: dict[str, Any], path: str, message: str
 ) -> None:
     """A step's wrong, unknown or missing field reads as the same one in config.toml would:
-    one converter of msgspec's messages for both (config.convert.issue_from_validation)."""
+    one converter of msgspec's messages for both (core.errors.issue_from_validation)."""
     (issue,) = compile_issues([raw])
     assert issue.path == path
     assert issue.message.startswith(message), issue.message
