@@ -7,8 +7,6 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import orjson
-
 from daemon.core.secrets import mask_value
 from daemon.resources.db.base import DataSource
 from daemon.resources.db.values import decode_json_text
@@ -84,8 +82,7 @@ class RunQueries:
         """The last `n` runs of each task, newest first, in one statement."""
         if not tasks:
             return {}
-        batch: Any = tasks if self.dialect.name == "postgresql" else orjson.dumps(tasks).decode()
-        rows = await self.ds.fetch(self.q["recent_runs"], [batch, n])
+        rows = await self.ds.fetch(self.q["recent_runs"], [self.dialect.array(tasks), n])
         out: dict[str, list[dict[str, Any]]] = {name: [] for name in tasks}
         for row in rows:
             row["error"] = decode_json_text(row["error"])
@@ -103,8 +100,7 @@ class RunQueries:
         slot. Tasks that never did are not in the answer."""
         if not tasks:
             return {}
-        batch: Any = tasks if self.dialect.name == "postgresql" else orjson.dumps(tasks).decode()
-        rows = await self.ds.fetch(self.q["last_success"], [batch])
+        rows = await self.ds.fetch(self.q["last_success"], [self.dialect.array(tasks)])
         return {r["task"]: int(r["at"]) for r in rows if r["at"] is not None}
 
     async def ping(self) -> None:

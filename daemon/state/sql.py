@@ -76,6 +76,13 @@ class Dialect:
             return [list(column) for column in zip(*rows, strict=True)]
         return [orjson.dumps(rows).decode()]
 
+    def array(self, values: Sequence[Any]) -> Any:
+        """One column of values as one parameter: an array on PostgreSQL, a JSON array on
+        SQLite (read with `json_each`'s `value`)."""
+        if self.name == "postgresql":
+            return list(values)
+        return orjson.dumps(values).decode()
+
     def translate(self, text: str) -> str:
         """`$n` parameters to this dialect's, and the `{NOW}`/`{TRUE}`/`{JSON}` markers."""
         text = text.replace("{NOW}", self.now_ms).replace("{TRUE}", self.true)

@@ -922,7 +922,7 @@ def open_state_datasource(url: str, *, base_dir: Path, name: str = "state") -> D
     # a connection setup — several round trips, a second on a slow link — at the worst moment.
     size = CLAIM_CONCURRENCY + 3
     return create_datasource(
-        name, url, base_dir=base_dir, min_size=size, max_size=size, planner=STATE_PLANNER
+        name, url, base_dir=base_dir, min_size=size, max_size=size, session_settings=STATE_PLANNER
     )
 
 

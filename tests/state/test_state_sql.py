@@ -45,6 +45,14 @@ def test_a_batch_binds_as_arrays_or_one_json_text(
     assert dialect.batch(rows) == expected
 
 
+@pytest.mark.parametrize(
+    ("dialect", "expected"), [(POSTGRESQL, ["a", "b"]), (SQLITE, '["a","b"]')], ids=["pg", "sqlite"]
+)
+def test_one_column_binds_as_an_array_or_one_json_text(dialect: Dialect, expected: object) -> None:
+    """A list of names (recent runs, last success) is one parameter in either dialect."""
+    assert dialect.array(("a", "b")) == expected
+
+
 @contextlib.asynccontextmanager
 async def state_connection(
     pg_url: str, tmp_path: Path, *, store: bool = False

@@ -32,10 +32,10 @@ def create_datasource(
     max_size: int = 10,
     statement_timeout: float | None = None,
     init_sql: Sequence[Path] = (),
-    planner: Mapping[str, str] | None = None,
+    session_settings: Mapping[str, str] | None = None,
 ) -> DataSource:
     """Build (not open) the data source a URL names; relative paths resolve against base_dir.
-    `planner`: PostgreSQL settings for every session of the pool (ignored by SQLite)."""
+    `session_settings`: PostgreSQL settings for every session of the pool (ignored by SQLite)."""
     from daemon.resources.db.base import redact_url
     from daemon.resources.db.postgres import PostgresDataSource
     from daemon.resources.db.sqlite import SqliteDataSource, sqlite_path
@@ -50,7 +50,7 @@ def create_datasource(
             max_size=max_size,
             statement_timeout=statement_timeout,
             init_sql=scripts,
-            planner=planner,
+            session_settings=session_settings,
         )
     if scheme == "sqlite":
         return SqliteDataSource(name, url, path=sqlite_path(url, base_dir), init_sql=scripts)

@@ -109,13 +109,13 @@ class PostgresDataSource(DataSource):
         max_size: int = 10,
         statement_timeout: float | None = None,
         init_sql: Sequence[Path] = (),
-        planner: Mapping[str, str] | None = None,
+        session_settings: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(name, url, init_sql=init_sql)
         self.min_size = min_size
         self.max_size = max_size
         self.statement_timeout = statement_timeout
-        self.planner = dict(planner or {})  # session settings, set on every new connection
+        self.session_settings = dict(session_settings or {})  # set on every new connection
         self._pool: asyncpg.Pool | None = None
         # Run on every new pooled connection after its codecs are set (the state store warms
         # its statements there: a cold connection's first statement costs several round
@@ -141,16 +141,14 @@ class PostgresDataSource(DataSource):
 
     async def _init_connection(self, conn: asyncpg.Connection) -> None:
         await _init_pg_connection(conn)
-        if self.planner:
+        if self.session_settings:
             # Set once the session is up, not sent in the startup packet (server_settings):
             # a PgBouncer in front refuses startup parameters it does not know.
-            names = list(self.planner)
+            pairs = list(self.session_settings.items())
             calls = ", ".join(
-                f"set_config(${2 * i + 1}, ${2 * i + 2}, false)" for i in range(len(names))
+                f"set_config(${2 * i + 1}, ${2 * i + 2}, false)" for i in range(len(pairs))
             )
-            await conn.execute(
-                f"SELECT {calls}", *[v for name in names for v in (name, self.planner[name])]
-            )
+            await conn.execute(f"SELECT {calls}", *[v for pair in pairs for v in pair])
         if self.on_connect is not None:
             await self.on_connect(conn)
 
